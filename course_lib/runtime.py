@@ -1,0 +1,240 @@
+"""Where and how big the course runs: device, quick/full profile, seeding, mixed precision.
+
+The profile is decided once per process. ``COURSE_PROFILE=quick|full`` wins; otherwise the course
+runs ``quick`` when the ``CI`` variable is set or no CUDA device is present, and ``full`` on a GPU
+(Colab). Notebooks take every size knob from :func:`profile` and the device from :func:`device`,
+so one notebook serves a laptop without a GPU and a Colab GPU runtime alike.
+
+Examples
+--------
+>>> from course_lib import runtime
+>>> p = runtime.profile()
+>>> p.name in ("quick", "full")
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import platform
+import random
+import warnings
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from course_lib._version import __version__
+
+PROFILE_ENV = "COURSE_PROFILE"
+DEVICE_ENV = "COURSE_DEVICE"
+PROFILE_NAMES = ("quick", "full")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Every size knob a chapter may turn, for one profile.
+
+    Chapters scale their own experiments from these numbers (for example a chapter that needs
+    twice the default iterations writes ``2 * p.iterations``) rather than inventing flags.
+    """
+
+    name: str
+    """``"quick"`` (2 CPU cores, minutes) or ``"full"`` (a GPU, real training)."""
+    device: torch.device
+    """Where tensors and models go."""
+    epochs: int
+    """Passes over a small training set."""
+    iterations: int
+    """Optimizer steps of one training run."""
+    n_images: int
+    """2D images generated for a dataset."""
+    image_size: int
+    """Side of a generated 2D image, in pixels."""
+    n_volumes: int
+    """3D cases generated for a dataset."""
+    volume_shape: tuple[int, int, int]
+    """Typical (D, H, W) of a generated 3D case, in voxels."""
+    patch_size_2d: tuple[int, int]
+    """Training tile of the 2D nets."""
+    patch_size_3d: tuple[int, int, int]
+    """Training patch of the 3D nets."""
+    batch_size: int
+    """Mini-batch size."""
+    base_channels: int
+    """Width of the first level of the nets trained in the chapters (the papers use 32-64)."""
+    num_workers: int
+    """DataLoader worker processes."""
+    amp: bool
+    """Whether training uses automatic mixed precision (only ever on CUDA)."""
+
+
+def _quick(dev: torch.device) -> Profile:
+    return Profile(
+        name="quick",
+        device=dev,
+        epochs=3,
+        iterations=150,
+        n_images=12,
+        image_size=128,
+        n_volumes=6,
+        volume_shape=(32, 64, 64),
+        patch_size_2d=(96, 96),
+        patch_size_3d=(24, 48, 48),
+        batch_size=2,
+        base_channels=8,
+        num_workers=0,
+        amp=False,
+    )
+
+
+def _full(dev: torch.device) -> Profile:
+    return Profile(
+        name="full",
+        device=dev,
+        epochs=40,
+        iterations=3000,
+        n_images=60,
+        image_size=256,
+        n_volumes=30,
+        volume_shape=(64, 160, 160),
+        patch_size_2d=(256, 256),
+        patch_size_3d=(64, 128, 128),
+        batch_size=4,
+        base_channels=32,
+        num_workers=min(4, os.cpu_count() or 1),
+        amp=dev.type == "cuda",
+    )
+
+
+def device() -> torch.device:
+    """The device the course computes on: ``COURSE_DEVICE`` if set, else CUDA when present, else CPU.
+
+    Raises
+    ------
+    ValueError
+        If ``COURSE_DEVICE`` names a device torch does not know or that is not available.
+    """
+    requested = os.environ.get(DEVICE_ENV, "").strip()
+    if requested:
+        try:
+            dev = torch.device(requested)
+        except RuntimeError as err:
+            raise ValueError(
+                f"{DEVICE_ENV}={requested!r} is not a device torch knows; expected e.g. 'cpu' or "
+                "'cuda:0'"
+            ) from err
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"{DEVICE_ENV}={requested!r} asks for CUDA, but no CUDA device is present")
+        return dev
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _profile_name() -> str:
+    requested = os.environ.get(PROFILE_ENV, "").strip().lower()
+    if requested:
+        if requested not in PROFILE_NAMES:
+            raise ValueError(
+                f"{PROFILE_ENV} must be one of {PROFILE_NAMES}, got {os.environ[PROFILE_ENV]!r}"
+            )
+        return requested
+    if os.environ.get("CI") or not torch.cuda.is_available():
+        return "quick"
+    return "full"
+
+
+@functools.cache
+def profile() -> Profile:
+    """The active :class:`Profile`, decided once per process (see the module docstring).
+
+    Asking for ``full`` on a machine without CUDA works (the course still runs, slowly) but warns.
+    """
+    name = _profile_name()
+    dev = device()
+    if name == "full" and dev.type != "cuda":
+        warnings.warn(
+            "COURSE_PROFILE=full without a CUDA device: every chapter will run, but training for "
+            "real on the CPU takes hours. Use a GPU runtime (Colab: Runtime > Change runtime type) "
+            "or the quick profile.",
+            stacklevel=2,
+        )
+    return _quick(dev) if name == "quick" else _full(dev)
+
+
+def profile_table() -> list[dict[str, object]]:
+    """Both profiles side by side, as rows ``{"knob", "quick", "full"}`` for display."""
+    dev = device()
+    quick, full = asdict(_quick(dev)), asdict(_full(dev))
+    return [{"knob": k, "quick": quick[k], "full": full[k]} for k in quick]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's generators (all CUDA devices included) in one call."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def autocast(
+    dev: torch.device | str | None = None, *, enabled: bool = True
+) -> contextlib.AbstractContextManager[None]:
+    """Mixed precision on CUDA, a no-op elsewhere.
+
+    On CUDA this is ``torch.autocast("cuda")`` with bfloat16 where the GPU supports it (no loss
+    scaling needed) and float16 otherwise; on the CPU it changes nothing, so the same training code
+    runs in float32 there.
+    """
+    dev = torch.device(dev) if dev is not None else device()
+    if not enabled or dev.type != "cuda":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for piece in version.split("+")[0].split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    if not parts:
+        raise ValueError(f"cannot read a version number from {version!r}")
+    return tuple(parts)
+
+
+def require_version(minimum: str, installed: str = __version__) -> None:
+    """Stop a notebook early, with a plain explanation, when the installed course_lib is too old.
+
+    Raises
+    ------
+    RuntimeError
+        If ``installed`` is older than ``minimum``.
+    """
+    if _version_tuple(installed) < _version_tuple(minimum):
+        raise RuntimeError(
+            f"This notebook needs course_lib {minimum} or newer, but course_lib {installed} is "
+            "installed. Update it (in a terminal: `pip install -U -e .` from the course folder; on "
+            "Colab: re-run the first cell after Runtime > Restart session), then restart the kernel."
+        )
+
+
+def environment_report() -> str:
+    """A few lines saying which versions, device and profile this session uses."""
+    p = profile()
+    if p.device.type == "cuda":
+        where = f"{p.device} ({torch.cuda.get_device_name(p.device)})"
+    else:
+        where = f"{p.device} ({os.cpu_count()} cores)"
+    return "\n".join(
+        [
+            f"course_lib {__version__}, torch {torch.__version__}, numpy {np.__version__}, "
+            f"python {platform.python_version()}",
+            f"device:  {where}",
+            f"profile: {p.name} (set {PROFILE_ENV}=quick|full to change it)",
+        ]
+    )

@@ -1,0 +1,5 @@
+"""Interactive widgets of the course; each factory returns an :class:`InteractiveFigure`."""
+
+from course_lib.widgets._base import InteractiveFigure
+
+__all__ = ["InteractiveFigure"]
