@@ -1,0 +1,1 @@
+"""Building blocks the models share: conv blocks, attention, up-sampling."""

@@ -1,0 +1,1 @@
+"""Predicting whole images and volumes with nets trained on tiles and patches."""

@@ -1,0 +1,1 @@
+"""Segmentation networks of the course, one paper per file."""
