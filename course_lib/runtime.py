@@ -110,7 +110,7 @@ def _full(dev: torch.device) -> Profile:
 
 
 def device() -> torch.device:
-    """The device the course computes on: ``COURSE_DEVICE`` if set, else CUDA when present, else CPU.
+    """The device to compute on: ``COURSE_DEVICE`` if set, else CUDA when present, else the CPU.
 
     Raises
     ------
@@ -127,7 +127,7 @@ def device() -> torch.device:
                 "'cuda:0'"
             ) from err
         if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"{DEVICE_ENV}={requested!r} asks for CUDA, but no CUDA device is present")
+            raise ValueError(f"{DEVICE_ENV}={requested!r} asks for CUDA, but no CUDA device exists")
         return dev
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -175,7 +175,8 @@ def seed_everything(seed: int) -> None:
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    # The legacy global generator on purpose: learners' and libraries' code draws from it.
+    np.random.seed(seed % 2**32)  # noqa: NPY002
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
@@ -218,8 +219,8 @@ def require_version(minimum: str, installed: str = __version__) -> None:
     if _version_tuple(installed) < _version_tuple(minimum):
         raise RuntimeError(
             f"This notebook needs course_lib {minimum} or newer, but course_lib {installed} is "
-            "installed. Update it (in a terminal: `pip install -U -e .` from the course folder; on "
-            "Colab: re-run the first cell after Runtime > Restart session), then restart the kernel."
+            "installed. Update it (in a terminal: `pip install -U -e .` in the course folder; on "
+            "Colab: Runtime > Restart session, then run the first cell again)."
         )
 
 

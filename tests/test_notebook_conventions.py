@@ -16,7 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 FIXTURES = ROOT / "tests" / "fixtures" / "notebooks"
-COLAB_PREFIX = "https://colab.research.google.com/github/segmentation-course/segmentation-course/blob/main/notebooks/"
+REPOSITORY = "segmentation-course/segmentation-course"
+COLAB_PREFIX = f"https://colab.research.google.com/github/{REPOSITORY}/blob/main/notebooks/"
 MAX_CODE_CELLS = 30
 MAX_NBVAL_SKIP = 2
 
@@ -31,7 +32,7 @@ def _source(cell: dict) -> str:
 
 
 def check_notebook(path: Path) -> list[str]:
-    """Every convention the notebook breaks, as ``"rule: detail"`` strings (empty when it is fine)."""
+    """Every convention the notebook breaks, as ``"rule: detail"`` strings (empty when none)."""
     nb = json.loads(path.read_text(encoding="utf-8"))
     cells = nb.get("cells", [])
     code = [c for c in cells if c.get("cell_type") == "code"]

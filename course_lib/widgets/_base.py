@@ -9,8 +9,8 @@ returns an :class:`InteractiveFigure` holding both, so that
 * a test, or a notebook assert, calls ``.update(name=value, ...)`` and gets the redrawn figure back
   without any browser.
 
-``draw`` builds a ``matplotlib.figure.Figure`` directly (not through ``pyplot``), so Jupyter's inline
-backend never shows a figure twice and redrawing leaks no pyplot state.
+``draw`` builds a ``matplotlib.figure.Figure`` directly (not through ``pyplot``), so Jupyter's
+inline backend never shows a figure twice and redrawing leaks no pyplot state.
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ class InteractiveFigure:
         """Set some controls (by name) and return the figure redrawn with every current value."""
         unknown = set(values) - set(self.controls)
         if unknown:
-            raise ValueError(f"unknown control(s) {sorted(unknown)}; known: {sorted(self.controls)}")
+            known = sorted(self.controls)
+            raise ValueError(f"unknown control(s) {sorted(unknown)}; known: {known}")
         self._quiet = True  # one redraw for all the values, not one per control
         try:
             for name, value in values.items():

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The course's two commands (see README.md):
+#   bash course.sh lab    set everything up, then open the course in JupyterLab
+#   bash course.sh test   set everything up, then run the whole test suite (quick profile)
+# Set-up is idempotent: a second run reuses the virtual environment and the data it finds.
+#
+# Environment variables:
+#   PYTHON        the interpreter that creates the venv (default: python3.11, else python3)
+#   COURSE_VENV   where the venv lives (default: .venv in this folder)
+#   LAB_PORT      JupyterLab's port (default 8888)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+VENV=${COURSE_VENV:-.venv}
+PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
+PIP_QUIET=(--quiet --disable-pip-version-check)
+
+say() { printf '\n==> %s\n' "$*"; }
+
+make_venv() {
+    if [ -x "$VENV/bin/python" ]; then
+        return
+    fi
+    say "Creating the virtual environment $VENV with $("$PYTHON" --version)"
+    if "$PYTHON" -c "import torch" 2>/dev/null; then
+        # torch is already installed for this interpreter (as on Colab or a prepared machine):
+        # let the venv see it rather than installing a second copy.
+        "$PYTHON" -m venv --system-site-packages "$VENV"
+    else
+        "$PYTHON" -m venv "$VENV"
+    fi
+}
+
+install_torch() {
+    if "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+        say "torch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)') is present; leaving it as it is"
+        return
+    fi
+    local pip=("$VENV/bin/python" -m pip install "${PIP_QUIET[@]}")
+    if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+        say "Installing torch with CUDA (a GPU is present)"
+        "${pip[@]}" torch
+        return
+    fi
+    # No GPU: a CPU build is all the course needs. Prefer one that already lies on this machine
+    # (pip's find-links), which costs no download; otherwise take PyTorch's CPU-only index, which
+    # is a few hundred MB instead of the multi-GB CUDA build.
+    local local_version
+    local_version=$("$VENV/bin/python" -m pip install --dry-run --no-index --no-deps --quiet \
+        --report - torch 2>/dev/null |
+        "$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["install"][0]["metadata"]["version"])' \
+        2>/dev/null || true)
+    if [ -n "$local_version" ]; then
+        say "Installing the CPU build torch==$local_version found on this machine"
+        "${pip[@]}" "torch==$local_version"
+    else
+        say "Installing the CPU build of torch from PyTorch's CPU index"
+        "${pip[@]}" torch --index-url https://download.pytorch.org/whl/cpu \
+            --extra-index-url https://pypi.org/simple
+    fi
+}
+
+setup() {
+    make_venv
+    install_torch
+    say "Installing course_lib and the course's requirements"
+    "$VENV/bin/python" -m pip install "${PIP_QUIET[@]}" -r requirements.txt "$@"
+    say "Generating the course data (kept when already valid)"
+    COURSE_PROFILE=quick "$VENV/bin/python" data_scripts/make_data.py --profile quick
+}
+
+case "${1:-}" in
+lab)
+    setup
+    say "Opening the course in JupyterLab (Ctrl-C stops it)"
+    root_flag=()
+    [ "$(id -u)" = 0 ] && root_flag=(--allow-root)
+    exec "$VENV/bin/jupyter-lab" "${root_flag[@]}" --ServerApp.root_dir=notebooks \
+        --ServerApp.port="${LAB_PORT:-8888}" "${@:2}"
+    ;;
+test)
+    setup -r requirements-dev.txt
+    say "Running the test suite (unit tests, then every notebook under nbval, quick profile)"
+    export COURSE_PROFILE=quick
+    exec "$VENV/bin/python" -m pytest -n 2 --dist loadscope --nbval-lax --nbval-current-env \
+        tests notebooks "${@:2}"
+    ;;
+*)
+    echo "usage: bash course.sh lab|test [extra arguments for jupyter-lab or pytest]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,119 @@
+"""course_lib.runtime: profile choice, device, seeding, autocast, version checks."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from course_lib import __version__, runtime
+
+
+@pytest.fixture
+def fresh_profile(monkeypatch):
+    """Clear the once-per-process profile cache around a test that changes the environment."""
+    runtime.profile.cache_clear()
+    yield monkeypatch
+    runtime.profile.cache_clear()
+
+
+def test_profile_env_overrides(fresh_profile):
+    fresh_profile.setenv("COURSE_PROFILE", "quick")
+    assert runtime.profile().name == "quick"
+
+
+def test_ci_defaults_to_quick(fresh_profile):
+    fresh_profile.delenv("COURSE_PROFILE", raising=False)
+    fresh_profile.setenv("CI", "true")
+    assert runtime.profile().name == "quick"
+
+
+def test_no_cuda_defaults_to_quick(fresh_profile):
+    fresh_profile.delenv("COURSE_PROFILE", raising=False)
+    fresh_profile.delenv("CI", raising=False)
+    fresh_profile.setattr(torch.cuda, "is_available", lambda: False)
+    assert runtime.profile().name == "quick"
+
+
+def test_cuda_without_ci_defaults_to_full(fresh_profile):
+    fresh_profile.delenv("COURSE_PROFILE", raising=False)
+    fresh_profile.delenv("CI", raising=False)
+    fresh_profile.delenv("COURSE_DEVICE", raising=False)
+    fresh_profile.setattr(torch.cuda, "is_available", lambda: True)
+    fresh_profile.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    p = runtime.profile()
+    assert p.name == "full" and p.device.type == "cuda" and p.amp
+
+
+def test_full_on_cpu_warns_but_works(fresh_profile):
+    fresh_profile.setenv("COURSE_PROFILE", "full")
+    fresh_profile.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.warns(UserWarning, match="without a CUDA device"):
+        p = runtime.profile()
+    assert p.name == "full" and p.device.type == "cpu" and not p.amp
+
+
+def test_unknown_profile_is_a_clear_error(fresh_profile):
+    fresh_profile.setenv("COURSE_PROFILE", "fast")
+    with pytest.raises(ValueError, match="COURSE_PROFILE must be one of .* got 'fast'"):
+        runtime.profile()
+
+
+def test_profile_is_frozen_and_quick_is_smaller():
+    quick, full = runtime._quick(torch.device("cpu")), runtime._full(torch.device("cpu"))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        quick.epochs = 99  # type: ignore[misc]
+    for knob in ("iterations", "n_images", "image_size", "n_volumes", "base_channels"):
+        assert getattr(quick, knob) < getattr(full, knob), knob
+    assert [row["knob"] for row in runtime.profile_table()] == [
+        f.name for f in dataclasses.fields(runtime.Profile)
+    ]
+
+
+def test_device_env(monkeypatch):
+    monkeypatch.setenv("COURSE_DEVICE", "cpu")
+    assert runtime.device() == torch.device("cpu")
+    monkeypatch.setenv("COURSE_DEVICE", "tpu-please")
+    with pytest.raises(ValueError, match="COURSE_DEVICE='tpu-please'"):
+        runtime.device()
+    monkeypatch.setenv("COURSE_DEVICE", "cuda:0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="no CUDA device"):
+        runtime.device()
+
+
+def test_seed_everything_repeats_every_generator():
+    def draw():
+        return random.random(), np.random.rand(), torch.rand(1).item()  # noqa: NPY002
+
+    runtime.seed_everything(123)
+    first = draw()
+    runtime.seed_everything(123)
+    assert draw() == first
+    with pytest.raises(ValueError, match="seed must be a non-negative int"):
+        runtime.seed_everything(-1)
+
+
+def test_autocast_is_a_noop_on_cpu():
+    x = torch.randn(4, 4)
+    with runtime.autocast(torch.device("cpu")):
+        y = x @ x
+    assert y.dtype == torch.float32
+
+
+def test_require_version():
+    runtime.require_version("0.0.1")
+    runtime.require_version(__version__)
+    runtime.require_version("0.1", installed="0.1.0+local")
+    with pytest.raises(RuntimeError, match=r"needs course_lib 9\.0 or newer, but course_lib"):
+        runtime.require_version("9.0")
+    assert runtime._version_tuple("0.10.2") > runtime._version_tuple("0.9.9")
+
+
+def test_environment_report_names_versions_device_profile():
+    report = runtime.environment_report()
+    assert __version__ in report and torch.__version__ in report
+    assert "device:" in report and "profile:" in report
