@@ -152,21 +152,29 @@ def profile() -> Profile:
     Asking for ``full`` on a machine without CUDA works (the course still runs, slowly) but warns.
     """
     name = _profile_name()
-    dev = device()
-    if name == "full" and dev.type != "cuda":
+    if name == "full" and device().type != "cuda":
         warnings.warn(
             "COURSE_PROFILE=full without a CUDA device: every chapter will run, but training for "
             "real on the CPU takes hours. Use a GPU runtime (Colab: Runtime > Change runtime type) "
             "or the quick profile.",
             stacklevel=2,
         )
-    return _quick(dev) if name == "quick" else _full(dev)
+    return named_profile(name)
+
+
+def named_profile(name: str) -> Profile:
+    """The knobs of the profile called ``name`` on this machine's device, without activating it.
+
+    ``data_scripts/make_data.py --profile full`` uses it to write the full-size data on a CPU.
+    """
+    if name not in PROFILE_NAMES:
+        raise ValueError(f"profile name must be one of {PROFILE_NAMES}, got {name!r}")
+    return _quick(device()) if name == "quick" else _full(device())
 
 
 def profile_table() -> list[dict[str, object]]:
     """Both profiles side by side, as rows ``{"knob", "quick", "full"}`` for display."""
-    dev = device()
-    quick, full = asdict(_quick(dev)), asdict(_full(dev))
+    quick, full = asdict(named_profile("quick")), asdict(named_profile("full"))
     return [{"knob": k, "quick": quick[k], "full": full[k]} for k in quick]
 
 

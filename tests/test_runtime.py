@@ -117,3 +117,11 @@ def test_environment_report_names_versions_device_profile():
     report = runtime.environment_report()
     assert __version__ in report and torch.__version__ in report
     assert "device:" in report and "profile:" in report
+
+
+def test_named_profile_does_not_activate_it(fresh_profile):
+    fresh_profile.setenv("COURSE_PROFILE", "quick")
+    assert runtime.named_profile("full").name == "full"
+    assert runtime.profile().name == "quick"
+    with pytest.raises(ValueError, match="profile name must be one of"):
+        runtime.named_profile("huge")
