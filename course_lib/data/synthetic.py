@@ -33,10 +33,11 @@ UNLABELED = -1
 """Label value of voxels nobody annotated; losses skip them with ``ignore_index=-1``."""
 
 CT_LABELS = {"background": 0, "organ": 1, "lesion": 2}
-"""Classes of :func:`make_volumes` (nnU-Net's ``dataset.json`` ``labels`` field has this form)."""
+"""Classes of :func:`make_volumes`, CT and MR modality alike (the form of nnU-Net's ``labels``)."""
 
 MR_LABELS = {"background": 0, "target": 1}
-"""Classes of :func:`make_mr_multichannel`."""
+"""Classes of :func:`make_mr_multichannel` (its single small target; not of MR-modality
+:func:`make_volumes`, which uses :data:`CT_LABELS`)."""
 
 CELL_STYLES = ("phase", "em")
 MODALITIES = ("ct", "mr")
