@@ -1,0 +1,141 @@
+"""Multi-scale attention loss: explicit supervision of spatial attention maps (Wang et al. 2019).
+
+The 2.5D U-Net returns one attention map ``A_l`` per decoder level ``l`` (values in [0, 1], at that
+level's resolution). Each is compared with the foreground mask average-pooled to the same
+resolution, ``G_l^f``, and the losses are averaged over the ``L`` levels:
+
+    L_attention = (1 / L) * sum_l  l(A_l, G_l^f)
+
+Average pooling (not nearest down-sampling) makes ``G_l^f`` the fraction of foreground inside each
+coarse voxel: 1 inside the target, partial values on its border, 0 far away.
+
+The notes leave ``l`` open. We default to the binary cross-entropy with the soft target ``G``,
+``-[G log A + (1 - G) log(1 - A)]`` averaged over voxels: it is smallest exactly at ``A = G``, and
+its gradient with respect to the map's logit is ``A - G``, which does not vanish when the sigmoid
+saturates. The alternatives show why this matters:
+
+* ``"dice"``, the soft Dice loss (sums over the whole batch): once a map spreads over a large
+  image the denominator is huge and the push back on background voxels tiny (about the target's
+  share of the voxels), so a map can settle at 1 everywhere; against a soft target it is also
+  smallest for a sharpened map, not for ``A = G``;
+* ``"mse"``, the mean squared error: 0 exactly at ``A = G``, but its gradient through the sigmoid,
+  ``2 (A - G) A (1 - A)``, vanishes where the map saturates at a wrong 0 or 1.
+
+Reference: G. Wang, J. Shapey, W. Li et al., "Automatic Segmentation of Vestibular Schwannoma from
+T2-Weighted MRI by Deep Spatial Attention with Hardness-Weighted Loss", MICCAI 2019, section 2.2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+ATTENTION_LOSSES = ("dice", "bce", "mse")
+_AVG_POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
+
+
+def pool_foreground(foreground: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    """Average-pool a full-resolution foreground mask ``(N, 1, *spatial)`` down to ``shape``.
+
+    Each output voxel is the foreground fraction of the block of input voxels it covers; the
+    pooling factor per axis is ``spatial[i] // shape[i]`` and must divide exactly (it does for the
+    maps of a U-Net whose input fits its pooling).
+
+    Examples
+    --------
+    >>> g = torch.zeros(1, 1, 1, 4, 4); g[..., :2, :1] = 1
+    >>> pool_foreground(g, (1, 2, 2)).flatten().tolist()
+    [0.5, 0.0, 0.0, 0.0]
+    """
+    spatial, shape = tuple(foreground.shape[2:]), tuple(int(s) for s in shape)
+    if len(shape) != len(spatial) or any(
+        s < 1 or full % s != 0 for full, s in zip(spatial, shape, strict=True)
+    ):
+        raise ValueError(
+            f"shape must divide the foreground's spatial shape {spatial} axis by axis, got {shape}"
+        )
+    factors = tuple(full // s for full, s in zip(spatial, shape, strict=True))
+    if all(f == 1 for f in factors):
+        return foreground
+    return _AVG_POOL[len(spatial)](foreground, kernel_size=factors, stride=factors)
+
+
+def _soft_dice_loss(prob: torch.Tensor, target: torch.Tensor, smooth: float) -> torch.Tensor:
+    # 1 - (2 sum(a g) + s) / (sum a + sum g + s) on probabilities (the maps are already sigmoid
+    # outputs), the sums over the whole batch: a patch without target then still counts the
+    # attention spent on it (per item its loss would be ~1 whatever the map, with no gradient).
+    intersection = (prob * target).sum()
+    return 1 - (2 * intersection + smooth) / (prob.sum() + target.sum() + smooth)
+
+
+def attention_loss(
+    attention_maps: Sequence[torch.Tensor],
+    foreground: torch.Tensor,
+    *,
+    loss: str = "bce",
+    smooth: float = 1e-5,
+) -> torch.Tensor:
+    """Multi-scale attention loss ``(1/L) sum_l l(A_l, avgpool(G, to A_l's shape))``.
+
+    Parameters
+    ----------
+    attention_maps
+        ``L`` maps ``A_l`` of shape ``(N, 1, *spatial_l)`` with values in [0, 1] (as returned by
+        :class:`course_lib.models.unet25d.UNet25D` with ``return_attention=True``).
+    foreground
+        Foreground mask at full resolution, ``(N, 1, *spatial)`` or ``(N, *spatial)``; bool, int
+        or float in [0, 1] (for a label map pass ``label > 0``).
+    loss
+        ``"bce"``: mean of ``-[G log A + (1 - G) log(1 - A)]`` (log clamped at -100, as torch);
+        ``"dice"``: ``1 - (2 sum(A G) + s) / (sum A + sum G + s)``, sums over the whole batch;
+        ``"mse"``: mean of ``(A - G)^2``. See the module docstring for the choice.
+    smooth
+        ``s`` of the Dice form; keeps an empty map against an empty mask at loss 0, not NaN.
+
+    Returns
+    -------
+    torch.Tensor
+        A scalar on the maps' device.
+
+    Examples
+    --------
+    >>> g = torch.zeros(1, 1, 2, 4, 4); g[:, :, :, :2, :2] = 1
+    >>> maps = [pool_foreground(g, (2, 4, 4)), pool_foreground(g, (2, 2, 2))]
+    >>> float(attention_loss(maps, g, loss="mse"))   # maps equal to the pooled masks
+    0.0
+    >>> round(float(attention_loss([torch.full((1, 1, 2, 4, 4), 0.5)], g)), 4)  # log 2
+    0.6931
+    """
+    if loss not in ATTENTION_LOSSES:
+        raise ValueError(f"loss must be one of {ATTENTION_LOSSES}, got {loss!r}")
+    if not isinstance(attention_maps, Sequence) or len(attention_maps) == 0:
+        raise ValueError("attention_maps must be a non-empty sequence of (N, 1, *spatial) tensors")
+    first = attention_maps[0]
+    if foreground.ndim == first.ndim - 1:
+        foreground = foreground.unsqueeze(1)
+    if foreground.ndim != first.ndim or foreground.shape[:2] != (first.shape[0], 1):
+        raise ValueError(
+            f"foreground must be (N, 1, *spatial) or (N, *spatial) with N = {first.shape[0]} and "
+            f"{first.ndim - 2} spatial axes, got shape {tuple(foreground.shape)}"
+        )
+    # Pool in at least float32 (CPU has no bfloat16 avg_pool3d; masks lose nothing), then cast.
+    foreground = foreground.to(first.device, torch.promote_types(first.dtype, torch.float32))
+    if foreground.numel() and (foreground.min() < 0 or foreground.max() > 1):
+        raise ValueError("foreground must hold values in [0, 1] (a mask, e.g. label > 0)")
+    losses = []
+    for level, a in enumerate(attention_maps):
+        if a.ndim != first.ndim or a.shape[:2] != first.shape[:2] or a.shape[1] != 1:
+            raise ValueError(
+                f"attention_maps[{level}] must be (N, 1, *spatial) like the others, "
+                f"got shape {tuple(a.shape)}"
+            )
+        g = pool_foreground(foreground, a.shape[2:]).to(a.dtype)
+        if loss == "dice":
+            losses.append(_soft_dice_loss(a, g, smooth))
+        elif loss == "bce":
+            losses.append(F.binary_cross_entropy(a, g))
+        else:
+            losses.append(F.mse_loss(a, g))
+    return torch.stack(losses).mean()
