@@ -32,6 +32,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from course_lib.losses.overlap import dice_loss
+
 ATTENTION_LOSSES = ("dice", "bce", "mse")
 _AVG_POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
 
@@ -60,14 +62,6 @@ def pool_foreground(foreground: torch.Tensor, shape: Sequence[int]) -> torch.Ten
     if all(f == 1 for f in factors):
         return foreground
     return _AVG_POOL[len(spatial)](foreground, kernel_size=factors, stride=factors)
-
-
-def _soft_dice_loss(prob: torch.Tensor, target: torch.Tensor, smooth: float) -> torch.Tensor:
-    # 1 - (2 sum(a g) + s) / (sum a + sum g + s) on probabilities (the maps are already sigmoid
-    # outputs), the sums over the whole batch: a patch without target then still counts the
-    # attention spent on it (per item its loss would be ~1 whatever the map, with no gradient).
-    intersection = (prob * target).sum()
-    return 1 - (2 * intersection + smooth) / (prob.sum() + target.sum() + smooth)
 
 
 def attention_loss(
@@ -133,7 +127,11 @@ def attention_loss(
             )
         g = pool_foreground(foreground, a.shape[2:]).to(a.dtype)
         if loss == "dice":
-            losses.append(_soft_dice_loss(a, g, smooth))
+            # Sums over the whole batch: a patch without target still counts the attention spent
+            # on it (per item its loss would be ~1 whatever the map, with no gradient).
+            losses.append(
+                dice_loss(a, g, activation="none", batch=True, smooth_nr=smooth, smooth_dr=smooth)
+            )
         elif loss == "bce":
             losses.append(F.binary_cross_entropy(a, g))
         else:
