@@ -1,0 +1,360 @@
+"""One small training loop for every chapter: :func:`fit`.
+
+What it does, step by step (read :func:`fit` top to bottom):
+
+1. take the next batch ``(input, *targets)`` and move it to the model's device;
+2. forward pass, under :func:`course_lib.runtime.autocast` (mixed precision on CUDA, a no-op on the
+   CPU); targets larger than the output (valid-padding nets) are centre-cropped to it;
+3. ``loss = loss_fn(output, *targets)``, backward pass, optimizer step (and scheduler step);
+4. every ``val_every`` steps: the loss and each metric on the validation batches;
+5. every ``checkpoint_every`` steps and at the end: model, optimizer and history written atomically.
+
+Examples
+--------
+>>> import torch
+>>> from torch import nn
+>>> model = nn.Conv2d(1, 2, 3, padding=1)
+>>> batches = [(torch.randn(2, 1, 8, 8), torch.randint(0, 2, (2, 8, 8)))]
+>>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
+>>> history = fit(model, batches, nn.functional.cross_entropy, opt, iterations=5, progress=False)
+>>> len(history.train_loss)
+5
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from course_lib import runtime
+from course_lib.models._shapes import center_crop
+
+Batch = tuple[Tensor, ...]
+"""``(input, *targets)``: e.g. ``(image, labels)`` or ``(image, labels, weight_map)``."""
+LossFn = Callable[..., Tensor]
+"""``loss_fn(output, *targets) -> scalar tensor``."""
+MetricFn = Callable[..., float | Tensor]
+"""``metric(output, *targets) -> number``, averaged over the validation batches."""
+
+
+@dataclass
+class History:
+    """What :func:`fit` measured: one training loss per step, validation values every few steps."""
+
+    train_loss: list[float] = field(default_factory=list)
+    """Training loss of every optimizer step, in order (step ``i`` is ``train_loss[i - 1]``)."""
+    val_steps: list[int] = field(default_factory=list)
+    """Steps after which the validation ran."""
+    val: dict[str, list[float]] = field(default_factory=dict)
+    """``"loss"`` and each metric, one value per entry of ``val_steps``."""
+    seconds: float = 0.0
+    """Wall time spent in training steps (validation and checkpoints excluded)."""
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps taken so far."""
+        return len(self.train_loss)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain lists and numbers (what a checkpoint stores)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> History:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            train_loss=[float(v) for v in data["train_loss"]],
+            val_steps=[int(v) for v in data["val_steps"]],
+            val={k: [float(v) for v in vs] for k, vs in data["val"].items()},
+            seconds=float(data["seconds"]),
+        )
+
+    def plot(self, title: str = "Training", smooth: int = 10) -> Figure:
+        """Training loss (raw and a running mean over ``smooth`` steps) and validation curves."""
+        fig = Figure(figsize=(9, 3.2))
+        ax_loss, ax_val = fig.subplots(1, 2)
+        steps = range(1, self.steps + 1)
+        ax_loss.plot(steps, self.train_loss, color="0.75", lw=0.8, label="per step")
+        if self.steps >= smooth > 1:
+            kernel = torch.ones(smooth) / smooth
+            mean = torch.conv1d(torch.tensor(self.train_loss)[None, None], kernel[None, None])[0, 0]
+            ax_loss.plot(range(smooth, self.steps + 1), mean.tolist(), color="C0", label="mean")
+        if "loss" in self.val:
+            ax_loss.plot(self.val_steps, self.val["loss"], "o-", color="C3", label="validation")
+        ax_loss.set(xlabel="optimizer step", ylabel="loss", title=f"{title}: loss")
+        ax_loss.legend()
+        for i, (name, values) in enumerate(n_v for n_v in self.val.items() if n_v[0] != "loss"):
+            ax_val.plot(self.val_steps, values, "o-", color=f"C{i + 1}", label=name)
+        ax_val.set(xlabel="optimizer step", ylabel="metric", title=f"{title}: validation")
+        if len(self.val) > ("loss" in self.val):
+            ax_val.legend()
+        fig.tight_layout()
+        return fig
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    history: History | None = None,
+    scheduler: Any = None,
+) -> None:
+    """Write model, optimizer, scheduler and history to ``path`` atomically (temp file, rename).
+
+    An interrupted write leaves the previous checkpoint intact: the new file only replaces the old
+    one, in one ``os.replace``, once it is complete.
+    """
+    path = Path(path)
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "history": (history or History()).to_dict(),
+        "torch_rng": torch.get_rng_state(),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
+) -> History:
+    """Restore what :func:`save_checkpoint` wrote (``weights_only=True``: no pickled code runs).
+
+    Returns the stored :class:`History`; loads the optimizer and scheduler states when given.
+    """
+    device = next(model.parameters()).device
+    state = torch.load(path, map_location=device, weights_only=True)
+    model.load_state_dict(state["model"])
+    if optimizer is not None and state["optimizer"] is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and state["scheduler"] is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"].cpu())
+    return History.from_dict(state["history"])
+
+
+def _batch_stream(batches: Iterable[Batch] | Callable[[int], Batch], start: int) -> Iterator[Batch]:
+    """Endless batches after ``start`` steps: ``batches(step)``, or passes over the iterable.
+
+    On resume, a sized iterable continues where the interrupted pass stopped (a shuffling
+    ``DataLoader`` reshuffles, so only a list or an unshuffled loader repeats the same batches).
+    """
+    if callable(batches) and not hasattr(batches, "__iter__"):
+        step = start
+        while True:
+            step += 1
+            yield batches(step)
+    skip = start % len(batches) if isinstance(batches, Sized) and len(batches) else 0
+    while True:
+        empty = True
+        for batch in batches:
+            empty = False
+            if skip:
+                skip -= 1
+                continue
+            yield batch
+        if empty:
+            raise ValueError("batches is empty: expected at least one (input, *targets) batch")
+
+
+def _to_device(batch: Batch, device: torch.device) -> Batch:
+    if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+        raise ValueError(
+            "every batch must be a tuple (input, *targets) of at least 2 tensors, "
+            f"got {type(batch).__name__} {batch!r:.60}"
+        )
+    return tuple(t.to(device, non_blocking=True) for t in batch)
+
+
+def _crop_targets(output: Tensor, targets: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """Centre-crop every target whose trailing axes are larger than the output's spatial shape."""
+    spatial = output.shape[2:]
+    cropped = []
+    for t in targets:
+        have = t.shape[t.ndim - len(spatial) :]
+        cropped.append(center_crop(t, spatial) if t.ndim >= len(spatial) and have != spatial else t)
+    return tuple(cropped)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    batches: Iterable[Batch],
+    loss_fn: LossFn | None = None,
+    metrics: Mapping[str, MetricFn] | None = None,
+    *,
+    predict: Callable[[nn.Module, Tensor], Tensor] | None = None,
+    amp: bool | None = None,
+) -> dict[str, float]:
+    """Mean loss and metrics over ``batches`` in eval mode (dropout off, batch-norm stats fixed).
+
+    ``predict(model, input)`` replaces ``model(input)``, e.g. overlap-tile prediction of images.
+    """
+    device = next(model.parameters()).device
+    amp = device.type == "cuda" if amp is None else amp
+    was_training = model.training
+    model.eval()
+    sums: dict[str, float] = {}
+    n = 0
+    for batch in batches:
+        x, *raw_targets = _to_device(batch, device)
+        with runtime.autocast(device, enabled=amp):
+            output = model(x) if predict is None else predict(model, x)
+        output = output.float()
+        targets = _crop_targets(output, tuple(raw_targets))
+        values = {name: fn(output, *targets) for name, fn in (metrics or {}).items()}
+        if loss_fn is not None:
+            values = {"loss": loss_fn(output, *targets), **values}
+        for name, value in values.items():
+            sums[name] = sums.get(name, 0.0) + float(value)
+        n += 1
+    model.train(was_training)
+    if n == 0:
+        raise ValueError("val_batches is empty: expected at least one (input, *targets) batch")
+    return {name: total / n for name, total in sums.items()}
+
+
+def fit(
+    model: nn.Module,
+    batches: Iterable[Batch] | Callable[[int], Batch],
+    loss_fn: LossFn,
+    optimizer: torch.optim.Optimizer,
+    *,
+    iterations: int | None = None,
+    epochs: int | None = None,
+    scheduler: Any = None,
+    val_batches: Iterable[Batch] | None = None,
+    metrics: Mapping[str, MetricFn] | None = None,
+    val_every: int | None = None,
+    val_loss: bool = True,
+    predict: Callable[[nn.Module, Tensor], Tensor] | None = None,
+    amp: bool | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> History:
+    """Train ``model`` for a number of optimizer steps and return the :class:`History`.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The net; it stays on its device, and batches are moved there.
+    batches : iterable of batches, or callable ``step -> batch``
+        Each batch is a tuple ``(input, *targets)``. An iterable (a list, a ``DataLoader``) is
+        passed over again and again; a callable gets the 1-based step number, which makes
+        on-the-fly sampling deterministic and resumable.
+    loss_fn : callable
+        ``loss_fn(output, *targets) -> scalar``. Targets with larger spatial axes than the output
+        (valid-padding nets) are centre-cropped to the output first, so a data pipeline may yield
+        input-sized labels and weight maps.
+    optimizer : torch.optim.Optimizer
+        Built on ``model.parameters()``.
+    iterations, epochs : int
+        How long to train: ``iterations`` optimizer steps, or ``epochs`` passes over a sized
+        iterable (``epochs * len(batches)`` steps). Give exactly one.
+    scheduler : optional
+        A learning-rate scheduler, stepped after every optimizer step.
+    val_batches : iterable of batches, optional
+        Validation data, evaluated every ``val_every`` steps and after the last step.
+    metrics : mapping name -> callable, optional
+        ``metric(output, *targets) -> number``, averaged over ``val_batches``.
+    val_every : int, optional
+        Steps between validations (default: about 10 validations per run).
+    val_loss : bool
+        Also compute ``loss_fn`` on the validation batches (turn off when they carry other
+        targets than the training batches, e.g. instance maps for a metric).
+    predict : callable, optional
+        ``predict(model, input) -> output`` used for validation instead of ``model(input)``.
+    amp : bool, optional
+        Mixed precision (default: on for CUDA, off elsewhere; see ``runtime.autocast``).
+    checkpoint : path, optional
+        Where to save model, optimizer, scheduler and history (atomically), every
+        ``checkpoint_every`` steps (default: only at the end) and after the last step.
+    resume : bool
+        Continue from ``checkpoint`` if it exists: weights, optimizer, history and step count.
+    progress : bool
+        Show a tqdm progress bar with the running loss.
+
+    Returns
+    -------
+    History
+        Training loss per step, validation loss and metrics at ``history.val_steps``.
+    """
+    if (iterations is None) == (epochs is None):
+        raise ValueError(f"give exactly one of iterations and epochs, got {iterations=}, {epochs=}")
+    if epochs is not None:
+        if not isinstance(batches, Sized):
+            raise ValueError("epochs needs a sized iterable of batches (a list or a DataLoader)")
+        iterations = epochs * len(batches)
+    if not isinstance(iterations, int) or iterations < 1:
+        raise ValueError(f"the number of steps must be a positive int, got {iterations!r}")
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs a checkpoint path")
+    device = next(model.parameters()).device
+    amp = device.type == "cuda" if amp is None else amp
+    val_every = val_every or max(1, math.ceil(iterations / 10))
+    # loss scaling keeps float16 gradients from underflowing; it is a no-op when disabled
+    scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
+
+    history = History()
+    if resume and Path(checkpoint).exists():  # type: ignore[arg-type]
+        history = load_checkpoint(checkpoint, model, optimizer, scheduler)  # type: ignore[arg-type]
+    stream = _batch_stream(batches, start=history.steps)
+    model.train()
+    bar = tqdm(
+        range(history.steps + 1, iterations + 1), disable=not progress, desc="training", leave=False
+    )
+    for step in bar:
+        tic = time.perf_counter()
+        x, *targets = _to_device(next(stream), device)
+        with runtime.autocast(device, enabled=amp):
+            output = model(x)
+        # the loss in float32: softmax and log of half-precision logits lose too much
+        output = output.float()
+        loss = loss_fn(output, *_crop_targets(output, tuple(targets)))
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        if scheduler is not None:
+            scheduler.step()
+        history.train_loss.append(loss.item())
+        history.seconds += time.perf_counter() - tic
+        bar.set_postfix(loss=f"{history.train_loss[-1]:.4f}")
+
+        if val_batches is not None and (step % val_every == 0 or step == iterations):
+            values = evaluate(
+                model, val_batches, loss_fn if val_loss else None, metrics, predict=predict, amp=amp
+            )
+            history.val_steps.append(step)
+            for name, value in values.items():
+                history.val.setdefault(name, []).append(value)
+        if checkpoint is not None and (
+            step == iterations or (checkpoint_every and step % checkpoint_every == 0)
+        ):
+            save_checkpoint(checkpoint, model, optimizer, history, scheduler)
+    bar.close()
+    return history
