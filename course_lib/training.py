@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from dataclasses import asdict, dataclass, field
@@ -38,6 +37,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from course_lib import runtime
+from course_lib.atomic import atomic_path
 from course_lib.models._shapes import center_crop
 
 Batch = tuple[Tensor, ...]
@@ -115,7 +115,6 @@ def save_checkpoint(
     An interrupted write leaves the previous checkpoint intact: the new file only replaces the old
     one, in one ``os.replace``, once it is complete.
     """
-    path = Path(path)
     state = {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
@@ -123,15 +122,8 @@ def save_checkpoint(
         "history": (history or History()).to_dict(),
         "torch_rng": torch.get_rng_state(),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_checkpoint(

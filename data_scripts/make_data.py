@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from course_lib.data.atomic import remove_stale_temporaries
+from course_lib.atomic import remove_stale_temporaries
 from course_lib.data.datasets import DATASET_NAMES, data_root, dataset_is_valid, load_dataset
 from course_lib.runtime import PROFILE_NAMES
 

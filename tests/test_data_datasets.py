@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from course_lib import runtime
+from course_lib.atomic import atomic_path, remove_stale_temporaries
 from course_lib.data import (
     DATASET_NAMES,
     UNLABELED,
@@ -26,7 +27,6 @@ from course_lib.data import (
     read_nnunet_raw,
 )
 from course_lib.data import datasets as datasets_module
-from course_lib.data.atomic import atomic_path, remove_stale_temporaries
 
 ROOT = Path(__file__).resolve().parents[1]
 

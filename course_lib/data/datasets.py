@@ -43,8 +43,8 @@ import torch
 
 from course_lib import runtime
 from course_lib._version import __version__
+from course_lib.atomic import atomic_path
 from course_lib.data import nifti, synthetic
-from course_lib.data.atomic import atomic_path
 from course_lib.data.nifti import write_nnunet_raw
 from course_lib.data.synthetic import (
     CT_LABELS,

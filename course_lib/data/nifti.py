@@ -29,7 +29,7 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from course_lib.data.atomic import atomic_path
+from course_lib.atomic import atomic_path
 from course_lib.data.synthetic import UNLABELED, VolumeCase
 
 FILE_ENDING = ".nii.gz"

@@ -18,9 +18,12 @@ module                 losses
                        :func:`bce_minus_log_jaccard`
 ``heatmap``            :func:`gaussian_heatmaps`, :func:`heatmap_mse_loss`
 ``ohem``               :func:`ohem_cross_entropy`
+``attention``          :func:`attention_loss`, :func:`pool_foreground` (2.5D U-Net's
+                       multi-scale attention supervision, chapter 08)
 =====================  =====================================================================
 """
 
+from course_lib.losses.attention import attention_loss, pool_foreground
 from course_lib.losses.combined import (
     BCEMinusLogJaccardLoss,
     DiceCELoss,
@@ -80,6 +83,7 @@ __all__ = [
     "LovaszSoftmaxLoss",
     "OHEMCrossEntropyLoss",
     "TverskyLoss",
+    "attention_loss",
     "bce_minus_log_jaccard",
     "binary_cross_entropy",
     "boundary_loss",
@@ -97,6 +101,7 @@ __all__ = [
     "lovasz_hinge",
     "lovasz_softmax",
     "ohem_cross_entropy",
+    "pool_foreground",
     "signed_distance_map",
     "tversky_loss",
 ]
