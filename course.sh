@@ -82,6 +82,8 @@ test)
     setup -r requirements-dev.txt
     say "Running the test suite (unit tests, then every notebook under nbval, quick profile)"
     export COURSE_PROFILE=quick
+    # Two pytest workers share the 2 cores: one thread each, or the workers fight over them.
+    export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
     exec "$VENV/bin/python" -m pytest -n 2 --dist loadscope --nbval-lax --nbval-current-env \
         tests notebooks "${@:2}"
     ;;
