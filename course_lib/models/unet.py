@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from course_lib.blocks.attention_gate import AttentionGate
 from course_lib.blocks.conv import (
     DoubleConv,
     check_spatial_dims,
@@ -72,17 +73,24 @@ def up_sampling(
 
 
 class UpStage(nn.Module):
-    """One level of the expanding path: up-sample, crop-and-concatenate the skip, feature block."""
+    """One level of the expanding path: up-sample, crop-and-concatenate the skip, feature block.
 
-    def __init__(self, up: nn.Module, block: nn.Module) -> None:
+    With a ``gate`` (:class:`~course_lib.blocks.attention_gate.AttentionGate`) the skip is first
+    multiplied by attention coefficients computed from it and the up-sampled features.
+    """
+
+    def __init__(self, up: nn.Module, block: nn.Module, gate: AttentionGate | None = None) -> None:
         super().__init__()
         self.up = up
         self.block = block
+        self.gate = gate
 
     def forward(self, x: Tensor, skip: Tensor) -> Tensor:
         x = self.up(x)
         # valid convs shrink the expanding path more than the skip: crop the skip's centre
         skip = _shapes.center_crop(skip, x.shape[2:])
+        if self.gate is not None:
+            skip = self.gate(skip, x)
         return self.block(torch.cat([skip, x], dim=1))
 
 
@@ -110,7 +118,12 @@ class UNet(nn.Module):
     up_mode : {"transpose", "upsample"}
         How the expanding path doubles the size, see :func:`up_sampling`.
     block : callable
-        Factory of each level's feature block, see :data:`BlockFactory`.
+        Factory of each level's feature block, see :data:`BlockFactory`: ``DoubleConv`` (the
+        paper), ``ResidualBlock``, ``DenseBlock`` or ``se_block(DoubleConv)`` (squeeze-and-
+        excitation after each block) from :mod:`course_lib.blocks`.
+    attention_gates : bool
+        Gate every skip connection with an :class:`~course_lib.blocks.attention_gate.AttentionGate`
+        (Attention U-Net, Oktay et al. 2018), the up-sampled decoder features as gating signal.
 
     Weights start Gaussian with std sqrt(2/N) (:func:`~course_lib.blocks.conv.init_gaussian_`).
     """
@@ -128,6 +141,7 @@ class UNet(nn.Module):
         dropout: float = 0.0,
         up_mode: str = "transpose",
         block: BlockFactory = DoubleConv,
+        attention_gates: bool = False,
     ) -> None:
         super().__init__()
         for name, value in (
@@ -163,6 +177,7 @@ class UNet(nn.Module):
             UpStage(
                 up_sampling(c_deep, c, spatial_dims=spatial_dims, mode=up_mode, padding=padding),
                 make_block(2 * c, c),  # skip (c channels) concatenated with the up-sampled (c)
+                AttentionGate(c, c, spatial_dims=spatial_dims) if attention_gates else None,
             )
             for c_deep, c in zip(widths[:0:-1], widths[-2::-1], strict=True)
         )
