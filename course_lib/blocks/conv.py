@@ -17,6 +17,7 @@ torch.Size([1, 8, 16, 16])
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from torch import nn
@@ -87,8 +88,9 @@ class ConvNormAct(nn.Sequential):
         Channels in and out.
     spatial_dims : {2, 3}
         2D images or 3D volumes.
-    kernel_size : int
-        Side of the (cubic) kernel; odd, so that ``"same"`` padding is symmetric.
+    kernel_size : int or sequence of int
+        Side of a cubic kernel, or one side per spatial axis (e.g. ``(1, 3, 3)``: in-plane only);
+        odd, so that ``"same"`` padding is symmetric.
     padding : {"valid", "same"}
         ``"valid"`` trims ``kernel_size - 1`` pixels per axis (the U-Net paper); ``"same"`` pads
         with zeros to keep the size.
@@ -105,19 +107,25 @@ class ConvNormAct(nn.Sequential):
         out_channels: int,
         *,
         spatial_dims: int = 2,
-        kernel_size: int = 3,
+        kernel_size: int | Sequence[int] = 3,
         padding: str = "valid",
         norm: str | None = None,
         activation: str = "relu",
     ) -> None:
         _check_choice("padding", padding, PADDINGS)
-        if kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size!r}")
+        if isinstance(kernel_size, int):
+            kernel_size = (kernel_size,) * spatial_dims
+        kernel = tuple(kernel_size)
+        if len(kernel) != spatial_dims or any(k < 1 or k % 2 == 0 for k in kernel):
+            raise ValueError(
+                f"kernel_size must be a positive odd int or {spatial_dims} of them, got "
+                f"{kernel_size!r}"
+            )
         conv = conv_layer(spatial_dims)(
             in_channels,
             out_channels,
-            kernel_size,
-            padding=0 if padding == "valid" else kernel_size // 2,
+            kernel,
+            padding=0 if padding == "valid" else tuple(k // 2 for k in kernel),
             bias=norm is None,
         )
         super().__init__(

@@ -40,7 +40,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from course_lib.blocks.conv import activation_layer, init_gaussian_, norm_layer
+from course_lib.blocks.conv import ConvNormAct, init_gaussian_
 from course_lib.blocks.spatial_attention import SpatialAttention
 
 KERNEL_2D = (1, 3, 3)
@@ -54,25 +54,18 @@ POOL_3D = (2, 2, 2)
 def conv_bn_prelu(
     in_channels: int, out_channels: int, kernel_size: Sequence[int], norm: str | None = "batch"
 ) -> nn.Sequential:
-    """Conv (any odd kernel, e.g. 1x3x3, "same" padding) -> batch norm -> PReLU, in 3D.
+    """Conv (any odd kernel (D, H, W), e.g. 1x3x3, "same" padding) -> batch norm -> PReLU, in 3D.
 
-    The 2.5D and two-pathway nets need anisotropic kernels, which
-    :class:`course_lib.blocks.conv.ConvNormAct` (cubic kernels) does not build; the norm and the
-    activation come from the same helpers.
+    Wang et al.'s block; a :class:`course_lib.blocks.conv.ConvNormAct` with an anisotropic kernel.
     """
-    if len(kernel_size) != 3 or any(k < 1 or k % 2 == 0 for k in kernel_size):
-        raise ValueError(f"kernel_size must be 3 odd positive ints (D, H, W), got {kernel_size!r}")
-    d, h, w = kernel_size
-    return nn.Sequential(
-        nn.Conv3d(
-            in_channels,
-            out_channels,
-            (d, h, w),
-            padding=(d // 2, h // 2, w // 2),
-            bias=norm is None,  # a norm subtracts the mean, which would cancel the bias
-        ),
-        norm_layer(norm, out_channels, 3),
-        activation_layer("prelu", out_channels),
+    return ConvNormAct(
+        in_channels,
+        out_channels,
+        spatial_dims=3,
+        kernel_size=kernel_size,
+        padding="same",
+        norm=norm,
+        activation="prelu",
     )
 
 
