@@ -40,6 +40,8 @@ from course_lib import runtime
 from course_lib.atomic import atomic_path
 from course_lib.models._shapes import center_crop
 
+Output = Tensor | list[Tensor]
+"""What a model returns: logits, or a list of them (deep supervision, full resolution first)."""
 Batch = tuple[Tensor, ...]
 """``(input, *targets)``: e.g. ``(image, labels)`` or ``(image, labels, weight_map)``."""
 LossFn = Callable[..., Tensor]
@@ -180,9 +182,19 @@ def _to_device(batch: Batch, device: torch.device) -> Batch:
     return tuple(t.to(device, non_blocking=True) for t in batch)
 
 
-def _crop_targets(output: Tensor, targets: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-    """Centre-crop every target whose trailing axes are larger than the output's spatial shape."""
-    spatial = output.shape[2:]
+def _as_float(output: Output) -> Output:
+    # the loss in float32: softmax and log of half-precision logits lose too much
+    if isinstance(output, (list, tuple)):
+        return [o.float() for o in output]
+    return output.float()
+
+
+def _crop_targets(output: Output, targets: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """Centre-crop every target whose trailing axes are larger than the output's spatial shape.
+
+    For deep supervision (a list of outputs, full resolution first) the first output counts.
+    """
+    spatial = (output[0] if isinstance(output, (list, tuple)) else output).shape[2:]
     cropped = []
     for t in targets:
         have = t.shape[t.ndim - len(spatial) :]
@@ -214,7 +226,7 @@ def evaluate(
         x, *raw_targets = _to_device(batch, device)
         with runtime.autocast(device, enabled=amp):
             output = model(x) if predict is None else predict(model, x)
-        output = output.float()
+        output = _as_float(output)
         targets = _crop_targets(output, tuple(raw_targets))
         values = {name: fn(output, *targets) for name, fn in (metrics or {}).items()}
         if loss_fn is not None:
@@ -237,6 +249,7 @@ def fit(
     iterations: int | None = None,
     epochs: int | None = None,
     scheduler: Any = None,
+    clip_grad_norm: float | None = None,
     val_batches: Iterable[Batch] | None = None,
     metrics: Mapping[str, MetricFn] | None = None,
     val_every: int | None = None,
@@ -269,6 +282,8 @@ def fit(
         iterable (``epochs * len(batches)`` steps). Give exactly one.
     scheduler : optional
         A learning-rate scheduler, stepped after every optimizer step.
+    clip_grad_norm : float, optional
+        Clip the gradients' global norm to this before each step (nnU-Net uses 12).
     val_batches : iterable of batches, optional
         Validation data, evaluated every ``val_every`` steps and after the last step.
     metrics : mapping name -> callable, optional
@@ -305,6 +320,8 @@ def fit(
         raise ValueError(f"the number of steps must be a positive int, got {iterations!r}")
     if resume and checkpoint is None:
         raise ValueError("resume=True needs a checkpoint path")
+    if clip_grad_norm is not None and not clip_grad_norm > 0:
+        raise ValueError(f"clip_grad_norm must be positive, got {clip_grad_norm!r}")
     device = next(model.parameters()).device
     amp = device.type == "cuda" if amp is None else amp
     val_every = val_every or max(1, math.ceil(iterations / 10))
@@ -323,12 +340,13 @@ def fit(
         tic = time.perf_counter()
         x, *targets = _to_device(next(stream), device)
         with runtime.autocast(device, enabled=amp):
-            output = model(x)
-        # the loss in float32: softmax and log of half-precision logits lose too much
-        output = output.float()
+            output = _as_float(model(x))
         loss = loss_fn(output, *_crop_targets(output, tuple(targets)))
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
+        if clip_grad_norm is not None:
+            scaler.unscale_(optimizer)  # clip the true gradients, not the loss-scaled ones
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
         scaler.step(optimizer)
         scaler.update()
         if scheduler is not None:

@@ -158,6 +158,7 @@ def test_evaluate_uses_eval_mode_and_predict():
         (dict(iterations=2, epochs=1), "exactly one"),
         (dict(iterations=0), "positive int"),
         (dict(iterations=2, resume=True), "checkpoint"),
+        (dict(iterations=2, clip_grad_norm=0.0), "clip_grad_norm must be positive"),
     ],
 )
 def test_bad_arguments_raise(kwargs, message):
@@ -182,3 +183,42 @@ def test_bad_batches_raise():
         fit(model, [torch.zeros(1, 1, 4, 4)], F.cross_entropy, opt, iterations=1, progress=False)
     with pytest.raises(ValueError, match="sized"):
         fit(model, lambda step: _toy_batches(1)[0], F.cross_entropy, opt, epochs=1, progress=False)
+
+
+class _DeepSupervised(nn.Module):
+    """Full-resolution logits plus a half-resolution copy, as nnU-Net's deep supervision returns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = _model()
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        out = self.conv(x)
+        return [out, F.avg_pool2d(out, 2)]
+
+
+def test_list_outputs_reach_the_loss_and_targets_are_not_cropped():
+    seen = []
+
+    def loss_fn(outputs, y):
+        seen.append(([tuple(o.shape) for o in outputs], tuple(y.shape)))
+        return F.cross_entropy(outputs[0], y) + 0.5 * outputs[1].square().mean()
+
+    model = _DeepSupervised()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    fit(model, _toy_batches(1), loss_fn, opt, iterations=2, progress=False)
+    assert seen[0] == ([(2, 2, 12, 12), (2, 2, 6, 6)], (2, 12, 12))
+
+
+def test_clip_grad_norm_bounds_each_step():
+    # plain SGD without momentum: the step is lr * gradient, so its norm is at most lr * clip
+    model = _model()
+    before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+
+    def huge_loss(out, y):
+        return 1e6 * F.cross_entropy(out, y)
+
+    fit(model, _toy_batches(1), huge_loss, opt, iterations=1, clip_grad_norm=0.1, progress=False)
+    after = torch.cat([p.detach().flatten() for p in model.parameters()])
+    assert (after - before).norm() == pytest.approx(0.1, rel=1e-4)

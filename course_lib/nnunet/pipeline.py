@@ -40,6 +40,7 @@ from course_lib.nnunet.training import (
     poly_lr,
     sample_batch,
 )
+from course_lib.training import fit
 
 
 @dataclass
@@ -78,27 +79,31 @@ def train_network(
     """
     if iterations < 1:
         raise ValueError(f"iterations must be >= 1, got {iterations}")
-    device = next(net.parameters()).device
     optimizer = make_optimizer(net)
+    # poly_lr(step) / initial lr, as a factor of the optimizer's initial learning rate
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: poly_lr(step, iterations, initial_lr=1.0)
+    )
     generator = torch.Generator().manual_seed(seed)
     mirror_axes = tuple(range(len(patch_size)))
-    losses = []
-    net.train()
-    for step in range(iterations):
-        for group in optimizer.param_groups:
-            group["lr"] = poly_lr(step, iterations)
-        x, y = sample_batch(cases, batch_size, patch_size, generator, mirror_axes)
-        x, y = x.to(device), y.to(device)
-        with runtime.autocast(device):
-            outputs = net(x)
-        outputs = [o.float() for o in outputs] if isinstance(outputs, list) else outputs.float()
-        loss = deep_supervision_loss(outputs, y, batch_dice=batch_dice)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), GRAD_CLIP_NORM)
-        optimizer.step()
-        losses.append(loss.item())
-    return losses
+
+    def batch(_step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return sample_batch(cases, batch_size, patch_size, generator, mirror_axes)
+
+    def loss_fn(outputs: torch.Tensor | list[torch.Tensor], y: torch.Tensor) -> torch.Tensor:
+        return deep_supervision_loss(outputs, y, batch_dice=batch_dice)
+
+    history = fit(
+        net,
+        batch,
+        loss_fn,
+        optimizer,
+        iterations=iterations,
+        scheduler=scheduler,
+        clip_grad_norm=GRAD_CLIP_NORM,
+        progress=False,
+    )
+    return history.train_loss
 
 
 def _two_d_cases(
