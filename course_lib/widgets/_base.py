@@ -60,7 +60,9 @@ class InteractiveFigure:
                 self.controls[name].value = value
         finally:
             self._quiet = False
-        return self._redraw()
+        figure = self._redraw()
+        self._show_live(figure)  # a live front-end shows what the controls now say
+        return figure
 
     def show(self) -> None:
         """Display the default figure as a static image, then the live controls."""
@@ -72,9 +74,10 @@ class InteractiveFigure:
         return self.figure
 
     def _on_change(self, _change: Mapping[str, Any]) -> None:
-        if self._quiet:
-            return
-        figure = self._redraw()
+        if not self._quiet:
+            self._show_live(self._redraw())
+
+    def _show_live(self, figure: Figure) -> None:
         self.output.clear_output(wait=True)
         with self.output:
             display(figure)
