@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ipywidgets
+from IPython import get_ipython
 from IPython.display import display
 from matplotlib.figure import Figure
 
@@ -78,6 +79,8 @@ class InteractiveFigure:
             self._show_live(self._redraw())
 
     def _show_live(self, figure: Figure) -> None:
+        if get_ipython() is None:  # a script or a doctest: there is no live figure to redraw
+            return
         self.output.clear_output(wait=True)
         with self.output:
             display(figure)
