@@ -11,28 +11,14 @@ install it in a benchmark environment (``pip install torchio``; check first with
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 
 import torch
+from _timing import time_call  # benchmarks/_timing.py, next to this script
 
 from course_lib.data import smooth_deform_3d
 
 CONTROL_POINTS = 7  # TorchIO's default num_control_points
 MAX_DISPLACEMENT = 7.5  # TorchIO's default max_displacement (voxels)
-
-
-def _median_seconds(fn: Callable[[], object], repeats: int, sync: Callable[[], None]) -> float:
-    fn()  # warm-up (allocations, lazy imports)
-    times = []
-    for _ in range(repeats):
-        sync()
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -49,7 +35,6 @@ def main() -> None:
     image = torch.rand(1, 1, n, n, n, generator=gen)
     label = torch.randint(0, 3, (1, n, n, n), generator=gen)
     device = torch.device(args.device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     img_d, lab_d = image.to(device), label.to(device)
 
     def ours() -> object:
@@ -59,7 +44,10 @@ def main() -> None:
         )
 
     rows = [
-        (f"course_lib smooth_deform_3d ({device.type})", _median_seconds(ours, args.repeats, sync))
+        (
+            f"course_lib smooth_deform_3d ({device.type})",
+            time_call(ours, device, repeats=args.repeats)[0],
+        )
     ]
     try:
         import torchio as tio
@@ -78,7 +66,7 @@ def main() -> None:
         rows.append(
             (
                 f"TorchIO {tio.__version__} RandomElasticDeformation (cpu)",
-                _median_seconds(lambda: transform(subject), args.repeats, lambda: None),
+                time_call(lambda: transform(subject), repeats=args.repeats)[0],
             )
         )
 

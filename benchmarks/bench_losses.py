@@ -11,29 +11,16 @@ are checked equal first.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
+from _timing import time_call  # benchmarks/_timing.py, next to this script
 
 from course_lib import losses
 
 
-def _time(fn: Callable[[torch.Tensor], torch.Tensor], logits: torch.Tensor, repeats: int) -> float:
-    """Median seconds of a forward + backward pass (one warm-up run first)."""
-    times = []
-    for i in range(repeats + 1):
-        x = logits.detach().requires_grad_(True)
-        if x.device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn(x).backward()
-        if x.device.type == "cuda":
-            torch.cuda.synchronize()
-        if i:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def _forward_backward(fn: Callable[[torch.Tensor], torch.Tensor], logits: torch.Tensor) -> None:
+    fn(logits.detach().requires_grad_(True)).backward()
 
 
 def main() -> None:
@@ -76,7 +63,12 @@ def main() -> None:
     print(f"{'loss':26s} {'course_lib ms':>14s} {'MONAI ms':>10s} {'ratio':>7s}")
     for name, (ours, theirs) in cases.items():
         assert torch.allclose(ours(logits), theirs(logits), atol=1e-5), name
-        t_ours, t_theirs = _time(ours, logits, args.repeats), _time(theirs, logits, args.repeats)
+        t_ours, t_theirs = (
+            time_call(
+                lambda f=f: _forward_backward(f, logits), logits.device, repeats=args.repeats
+            )[0]
+            for f in (ours, theirs)
+        )
         print(f"{name:26s} {1e3 * t_ours:14.2f} {1e3 * t_theirs:10.2f} {t_ours / t_theirs:7.2f}")
 
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
-from collections.abc import Callable
 
 import torch
+from _timing import time_call  # benchmarks/_timing.py, next to this script
 
 from course_lib import runtime
 from course_lib.inference.sliding_window import sliding_window_predict
@@ -30,16 +29,6 @@ def _model(channels: int, classes: int) -> torch.nn.Module:
         torch.nn.PReLU(channels),
         torch.nn.Conv3d(channels, classes, 1),
     )
-
-
-def _timed(fn: Callable[[], torch.Tensor], device: torch.device) -> tuple[float, torch.Tensor]:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    out = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return time.perf_counter() - start, out
 
 
 def main() -> None:
@@ -74,9 +63,9 @@ def main() -> None:
     ours(), monai()  # warm-up: cuDNN autotuning, allocator
     times: dict[str, list[float]] = {"ours": [], "monai": []}
     for _ in range(args.repeats):  # interleaved, so that a busy machine slows both alike
-        t, y_ours = _timed(ours, device)
+        t, y_ours = time_call(ours, device, repeats=1, warmup=0)
         times["ours"].append(t)
-        t, y_monai = _timed(monai, device)
+        t, y_monai = time_call(monai, device, repeats=1, warmup=0)
         times["monai"].append(t)
     t_ours, t_monai = statistics.median(times["ours"]), statistics.median(times["monai"])
     diff = (y_ours - y_monai).abs().max().item()

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import time
 import warnings
 from collections.abc import Callable
 
 import torch
+from _timing import time_call  # benchmarks/_timing.py, next to this script
 
 from course_lib.metrics import average_surface_distance, hausdorff_distance
 
@@ -30,16 +30,6 @@ def ellipsoid_pair(shape: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Ten
     pred = ((z - 0.04) / 0.62) ** 2 + ((y + 0.03) / 0.5) ** 2 + (x / 0.57) ** 2 <= 1
     bump = (z / 0.1) ** 2 + ((y - 0.5) / 0.12) ** 2 + (x / 0.1) ** 2 <= 1
     return pred | bump, target
-
-
-def best_time(fn: Callable[[], float], repeat: int) -> tuple[float, float]:
-    """Fastest of ``repeat`` runs (seconds) and the value the last one returned."""
-    times, value = [], float("nan")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        value = fn()  # a float: on CUDA this waits for the GPU
-        times.append(time.perf_counter() - start)
-    return min(times), value
 
 
 def course_lib_runs(pred: torch.Tensor, target: torch.Tensor) -> dict[str, Callable[[], float]]:
@@ -90,7 +80,10 @@ def main() -> None:
             impls["course_lib cuda"] = course_lib_runs(*on_gpu)
             float(hausdorff_distance(*on_gpu))  # warm-up: CUDA context and kernels
         for metric in ("HD95", "ASSD"):
-            timed = {name: best_time(runs[metric], args.repeat) for name, runs in impls.items()}
+            timed = {
+                name: time_call(runs[metric], repeats=args.repeat, warmup=0, reduce=min)
+                for name, runs in impls.items()
+            }
             peers = [t for name, (t, _) in timed.items() if "course_lib" not in name]
             for name, (seconds, value) in timed.items():
                 ratio = f"{seconds / min(peers):6.2f}" if peers else "   n/a"

@@ -10,27 +10,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 
 import torch
+from _timing import time_call  # benchmarks/_timing.py, next to this script
 
 from course_lib import runtime
 from course_lib.inference.tiling import overlap_tile_predict, tile_layout
 from course_lib.models.unet import UNet
-
-
-def _time(fn, repeats: int, device: torch.device) -> float:
-    fn()  # warm-up
-    best = math.inf
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main() -> None:
@@ -57,14 +43,15 @@ def main() -> None:
             None if out is None else tile_layout(net, (out, out)).tile_in,
         )
         work = len(layout.corners) * math.prod(layout.tile_in) / args.size**2
-        seconds = _time(
+        best, _ = time_call(
             lambda layout=layout: overlap_tile_predict(net, image, tile_shape=layout.tile_in),
-            args.repeats,
             device,
+            repeats=args.repeats,
+            reduce=min,
         )
         print(
             f"{layout.tile_out[0]:11d} {layout.tile_in[0]:10d} {len(layout.corners):6d} "
-            f"{work:20.1f} {seconds:8.3f}"
+            f"{work:20.1f} {best:8.3f}"
         )
 
 

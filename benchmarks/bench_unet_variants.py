@@ -12,11 +12,10 @@ this script repeats it on a quiet one.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from typing import Any
 
 import torch
+from _timing import time_call  # benchmarks/_timing.py, next to this script
 from torch import nn
 
 from course_lib.blocks.conv import DoubleConv
@@ -45,19 +44,13 @@ def _nets(width: int) -> dict[str, nn.Module]:
 def _step_time(net: nn.Module, x: torch.Tensor, repeats: int) -> float:
     """Median seconds of one training step (one warm-up step first)."""
     opt = torch.optim.Adam(net.parameters())
-    times = []
-    for i in range(repeats + 1):
-        if x.device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
+
+    def step() -> None:
         opt.zero_grad(set_to_none=True)
         net(x).float().square().mean().backward()
         opt.step()
-        if x.device.type == "cuda":
-            torch.cuda.synchronize()
-        if i:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+
+    return time_call(step, x.device, repeats=repeats)[0]
 
 
 def main() -> None:
@@ -75,10 +68,10 @@ def main() -> None:
     print(f"{'net':22}{'parameters':>12}{'ms/step':>10}{'vs U-Net':>10}")
     base = None
     for name, net in _nets(args.width).items():
-        seconds = _step_time(net.to(device), x, args.repeats)
-        base = base or seconds
+        step_seconds = _step_time(net.to(device), x, args.repeats)
+        base = base or step_seconds
         n_params = sum(p.numel() for p in net.parameters())
-        print(f"{name:22}{n_params:12,}{1000 * seconds:10.1f}{seconds / base:10.2f}")
+        print(f"{name:22}{n_params:12,}{1000 * step_seconds:10.1f}{step_seconds / base:10.2f}")
 
 
 if __name__ == "__main__":
