@@ -1,3 +1,24 @@
-"""Shared test set-up: fixture notebooks are data for the conventions test, not chapters to run."""
+"""Shared test set-up.
+
+Fixture notebooks are data for the conventions test, not chapters to run; the nnU-Net reference
+datasets are written once per test process and shared by the nnU-Net tests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from _nnunet_fixtures import load_json, make_fixtures
 
 collect_ignore_glob = ["fixtures/*"]
+
+
+@pytest.fixture(scope="session")
+def nnunet_raw_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The raw NIfTI datasets of ``tests/fixtures/nnunet/datasets.json``, in nnU-Net's layout."""
+    root = tmp_path_factory.mktemp("nnunet_raw")
+    make = make_fixtures()
+    for name, entry in load_json("datasets.json").items():
+        make.write_raw(root, name, entry["spec"])
+    return root

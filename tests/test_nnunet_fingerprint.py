@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _nnunet_fixtures import load_json, make_fixtures
+from _nnunet_fixtures import load_json
 
 from course_lib.nnunet.fingerprint import (
     extract_fingerprint,
@@ -19,19 +19,10 @@ from course_lib.nnunet.fingerprint import (
 DATASETS = load_json("datasets.json")
 
 
-@pytest.fixture(scope="module")
-def raw_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("raw")
-    make = make_fixtures()
-    for name, entry in DATASETS.items():
-        make.write_raw(root, name, entry["spec"])
-    return root
-
-
 @pytest.mark.parametrize("name", sorted(DATASETS))
-def test_fingerprint_matches_nnunetv2(raw_root: Path, name: str) -> None:
+def test_fingerprint_matches_nnunetv2(nnunet_raw_root: Path, name: str) -> None:
     expected = DATASETS[name]["fingerprint"]
-    ours = extract_fingerprint(raw_root / name)
+    ours = extract_fingerprint(nnunet_raw_root / name)
     assert ours["shapes_after_crop"] == expected["shapes_after_crop"]
     # nnU-Net reads spacings as float32 header values; the course's reader rounds to 1e-6 mm
     np.testing.assert_allclose(ours["spacings"], expected["spacings"], rtol=1e-6)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _nnunet_fixtures import assert_plans_match, load_json, make_fixtures
+from _nnunet_fixtures import assert_plans_match, load_json
 
 from course_lib.data.nifti import read_nnunet_raw
 from course_lib.nnunet.planning import plan_experiment
@@ -20,15 +20,6 @@ from course_lib.nnunet.preprocessing import (
 )
 
 DATASETS = load_json("datasets.json")
-
-
-@pytest.fixture(scope="module")
-def raw_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    make = make_fixtures()
-    root = tmp_path_factory.mktemp("raw")
-    for name, entry in DATASETS.items():
-        make.write_raw(root, name, entry["spec"])
-    return root
 
 
 def _plans(root: Path, name: str) -> dict:
@@ -45,8 +36,8 @@ def assert_digest(array: np.ndarray, digest: dict, atol: float, name: str) -> No
 
 
 @pytest.mark.parametrize("name", sorted(DATASETS))
-def test_plans_on_real_fingerprints_match(raw_root: Path, name: str) -> None:
-    assert_plans_match(_plans(raw_root, name), DATASETS[name]["plans"])
+def test_plans_on_real_fingerprints_match(nnunet_raw_root: Path, name: str) -> None:
+    assert_plans_match(_plans(nnunet_raw_root, name), DATASETS[name]["plans"])
 
 
 @pytest.mark.parametrize(
@@ -54,14 +45,15 @@ def test_plans_on_real_fingerprints_match(raw_root: Path, name: str) -> None:
     [(n, k) for n in sorted(DATASETS) for k in sorted(DATASETS[n]["preprocessed"])],
     ids=lambda k: f"{k[0]}:{k[1]}",
 )
-def test_preprocessed_arrays_match_nnunetv2(raw_root: Path, key: tuple[str, str]) -> None:
+def test_preprocessed_arrays_match_nnunetv2(nnunet_raw_root: Path, key: tuple[str, str]) -> None:
     name, entry = key
     configuration, case = entry.split("/")
     expected = DATASETS[name]["preprocessed"][entry]
-    cases = read_nnunet_raw(raw_root / name)
+    cases = read_nnunet_raw(nnunet_raw_root / name)
     c = cases[int(case)]
+    plans = _plans(nnunet_raw_root, name)
     data, seg, props = preprocess_case(
-        c.image.numpy(), c.label.numpy()[None], c.spacing, _plans(raw_root, name), configuration
+        c.image.numpy(), c.label.numpy()[None], c.spacing, plans, configuration
     )
     assert props["bbox_used_for_cropping"] == expected["bbox"]
     assert (
