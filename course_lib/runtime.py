@@ -5,6 +5,10 @@ runs ``quick`` when the ``CI`` variable is set or no CUDA device is present, and
 (Colab). Notebooks take every size knob from :func:`profile` and the device from :func:`device`,
 so one notebook serves a laptop without a GPU and a Colab GPU runtime alike.
 
+Every seed a chapter uses goes through :func:`seed`: ``COURSE_SEED=k`` (default 0) shifts all of
+them at once, so a learner (or ``benchmarks/claims.py``) can check that a chapter's claims hold for
+other initial weights, batches and synthetic data, not only for the run its author watched.
+
 Examples
 --------
 >>> from course_lib import runtime
@@ -30,6 +34,7 @@ from course_lib._version import __version__
 
 PROFILE_ENV = "COURSE_PROFILE"
 DEVICE_ENV = "COURSE_DEVICE"
+SEED_ENV = "COURSE_SEED"
 PROFILE_NAMES = ("quick", "full")
 
 
@@ -178,14 +183,57 @@ def profile_table() -> list[dict[str, object]]:
     return [{"knob": k, "quick": quick[k], "full": full[k]} for k in quick]
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's generators (all CUDA devices included) in one call."""
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    random.seed(seed)
+def course_seed() -> int:
+    """The seed shift ``k`` of ``COURSE_SEED=k`` (0 when unset).
+
+    Raises
+    ------
+    ValueError
+        If ``COURSE_SEED`` is not a non-negative integer.
+    """
+    raw = os.environ.get(SEED_ENV, "").strip()
+    if not raw:
+        return 0
+    if not raw.isdigit():
+        raise ValueError(f"{SEED_ENV} must be a non-negative integer, got {raw!r}")
+    return int(raw)
+
+
+def seed(base: int = 0) -> int:
+    """The seed a chapter should use where it means ``base``, shifted by ``COURSE_SEED``.
+
+    With ``COURSE_SEED`` unset or 0 this is ``base`` itself, so the default run is unchanged. For
+    ``COURSE_SEED=k > 0`` it is a 63-bit number mixed from ``(base, k)`` by NumPy's
+    ``SeedSequence``: different bases stay different and no two shifts share a seed.
+
+    >>> seed(7) if course_seed() == 0 else 7
+    7
+    """
+    if not isinstance(base, int) or isinstance(base, bool) or base < 0:
+        raise ValueError(f"seed must be a non-negative int, got {base!r}")
+    shift = course_seed()
+    if shift == 0:
+        return base
+    state = np.random.SeedSequence([base, shift]).generate_state(2, dtype=np.uint32)
+    return (int(state[0]) << 31) ^ int(state[1])
+
+
+def generator(base: int = 0, device: torch.device | str = "cpu") -> torch.Generator:
+    """A ``torch.Generator`` on ``device`` seeded with :func:`seed` ``(base)``."""
+    return torch.Generator(device=device).manual_seed(seed(base))
+
+
+def seed_everything(base: int = 0) -> int:
+    """Seed Python's, NumPy's and torch's global generators (CUDA included) in one call.
+
+    The seed used is :func:`seed` ``(base)``, so ``COURSE_SEED`` shifts it; it is returned.
+    """
+    value = seed(base)
+    random.seed(value)
     # The legacy global generator on purpose: learners' and libraries' code draws from it.
-    np.random.seed(seed % 2**32)  # noqa: NPY002
-    torch.manual_seed(seed)  # also seeds every CUDA device
+    np.random.seed(value % 2**32)  # noqa: NPY002
+    torch.manual_seed(value)  # also seeds every CUDA device
+    return value
 
 
 def autocast(
@@ -244,6 +292,7 @@ def environment_report() -> str:
             f"course_lib {__version__}, torch {torch.__version__}, numpy {np.__version__}, "
             f"python {platform.python_version()}",
             f"device:  {where}",
-            f"profile: {p.name} (set {PROFILE_ENV}=quick|full to change it)",
+            f"profile: {p.name} (set {PROFILE_ENV}=quick|full to change it), seed shift "
+            f"{course_seed()} (set {SEED_ENV}=k to change it)",
         ]
     )

@@ -14,6 +14,12 @@ from _nnunet_fixtures import load_json, make_fixtures
 collect_ignore_glob = ["fixtures/*"]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Chapters first: they are the longest tests, so the workers start them while the unit tests
+    fill the gaps (``--dist worksteal`` hands out the rest as workers free up)."""
+    items.sort(key=lambda item: item.path.name != "test_chapters.py")
+
+
 @pytest.fixture(scope="session")
 def nnunet_raw_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The raw NIfTI datasets of ``tests/fixtures/nnunet/datasets.json``, in nnU-Net's layout."""

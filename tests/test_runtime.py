@@ -97,6 +97,36 @@ def test_seed_everything_repeats_every_generator():
         runtime.seed_everything(-1)
 
 
+def test_course_seed_shifts_every_seed(monkeypatch):
+    monkeypatch.delenv("COURSE_SEED", raising=False)
+    assert runtime.course_seed() == 0
+    assert [runtime.seed(b) for b in (0, 1, 99)] == [0, 1, 99]  # the default run is unchanged
+    assert runtime.seed_everything(5) == 5
+    shifted = {}
+    for k in (1, 2):
+        monkeypatch.setenv("COURSE_SEED", str(k))
+        shifted[k] = [runtime.seed(b) for b in range(50)]
+        assert shifted[k] == [runtime.seed(b) for b in range(50)]  # a pure function of (base, k)
+        assert all(0 <= s < 2**63 for s in shifted[k])
+    seeds = shifted[1] + shifted[2] + list(range(50))
+    assert len(set(seeds)) == len(seeds), "two (base, shift) pairs share a seed"
+    monkeypatch.setenv("COURSE_SEED", "1")
+    assert runtime.seed_everything(3) == runtime.seed(3)
+    draw = torch.rand(3, generator=runtime.generator(3))
+    assert torch.equal(draw, torch.rand(3, generator=runtime.generator(3)))
+    monkeypatch.setenv("COURSE_SEED", "0")
+    assert not torch.equal(draw, torch.rand(3, generator=runtime.generator(3)))
+
+
+@pytest.mark.parametrize("bad", ["-1", "two", "1.5"])
+def test_bad_course_seed_is_a_clear_error(monkeypatch, bad):
+    monkeypatch.setenv("COURSE_SEED", bad)
+    with pytest.raises(
+        ValueError, match=f"COURSE_SEED must be a non-negative integer, got '{bad}'"
+    ):
+        runtime.seed(0)
+
+
 def test_autocast_is_a_noop_on_cpu():
     x = torch.randn(4, 4)
     with runtime.autocast(torch.device("cpu")):

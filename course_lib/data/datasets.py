@@ -23,7 +23,8 @@ nnunet_ct          :class:`pathlib.Path` of an nnU-Net v2 raw dataset (``Dataset
 =================  ============================================================================
 
 Sizes come from the profile: ``n_images`` x ``image_size`` for cells, ``n_volumes`` cases of about
-``volume_shape`` for volumes.
+``volume_shape`` for volumes. The generators' seeds go through :func:`course_lib.runtime.seed`, so
+``COURSE_SEED=k`` draws other data (kept apart, under ``<profile>-seed<k>``).
 """
 
 from __future__ import annotations
@@ -80,6 +81,12 @@ def data_root(data_dir: str | os.PathLike[str] | None = None) -> Path:
     if (checkout / "pyproject.toml").is_file() and (checkout / "course_lib").is_dir():
         return checkout / "data"
     return Path.cwd() / "data"
+
+
+def _folder(data_dir: str | os.PathLike[str] | None, sizes: runtime.Profile) -> Path:
+    """``<data dir>/<profile>``, or ``<profile>-seed<k>`` for data drawn under ``COURSE_SEED=k``."""
+    shift = runtime.course_seed()
+    return data_root(data_dir) / (sizes.name if shift == 0 else f"{sizes.name}-seed{shift}")
 
 
 def _sizes(profile: ProfileLike) -> runtime.Profile:
@@ -211,7 +218,7 @@ def _nnunet_build(p: dict[str, Any], folder: Path) -> tuple[Path, list[Path]]:
 def _volume_params(seed: int, modality: str) -> Callable[[Any], dict[str, Any]]:
     return lambda s: {
         "n": s.n_volumes,
-        "seed": seed,
+        "seed": runtime.seed(seed),
         "modality": modality,
         "shape": tuple(s.volume_shape),
     }
@@ -222,14 +229,19 @@ _SPECS: dict[str, _Spec] = {
         make_cells,
         _cells_payload,
         _cells_from,
-        lambda s: {"n": s.n_images, "size": s.image_size, "seed": 0, "style": "phase"},
+        lambda s: {
+            "n": s.n_images,
+            "size": s.image_size,
+            "seed": runtime.seed(0),
+            "style": "phase",
+        },
         "cells_phase.pt",
     ),
     "cells_em": _tensor_spec(
         make_cells,
         _cells_payload,
         _cells_from,
-        lambda s: {"n": s.n_images, "size": s.image_size, "seed": 1, "style": "em"},
+        lambda s: {"n": s.n_images, "size": s.image_size, "seed": runtime.seed(1), "style": "em"},
         "cells_em.pt",
     ),
     "ct_volumes": _tensor_spec(
@@ -242,7 +254,7 @@ _SPECS: dict[str, _Spec] = {
         make_mr_multichannel,
         _volumes_payload,
         _volumes_from,
-        lambda s: {"n": s.n_volumes, "seed": 4, "shape": tuple(s.volume_shape)},
+        lambda s: {"n": s.n_volumes, "seed": runtime.seed(4), "shape": tuple(s.volume_shape)},
         "mr_multichannel.pt",
     ),
     "sparse_volumes": _tensor_spec(
@@ -333,7 +345,7 @@ def dataset_is_valid(
     """Whether ``name`` is on disk for ``profile`` with matching parameters and checksums."""
     spec = _check_name(name)
     sizes = _sizes(profile)
-    return _is_valid(data_root(data_dir) / sizes.name, name, spec.params(sizes))
+    return _is_valid(_folder(data_dir, sizes), name, spec.params(sizes))
 
 
 def load_dataset(
@@ -363,7 +375,7 @@ def load_dataset(
     """
     spec = _check_name(name)
     sizes = _sizes(profile)
-    folder = data_root(data_dir) / sizes.name
+    folder = _folder(data_dir, sizes)
     params = spec.params(sizes)
     if _is_valid(folder, name, params):
         return spec.read(params, folder)

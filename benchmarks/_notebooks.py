@@ -1,0 +1,66 @@
+"""Run one notebook in a child process, the way the test command runs a chapter.
+
+A fresh kernel in a working folder of the caller's choosing, with the environment the caller
+gives (``COURSE_SEED``, ``OMP_NUM_THREADS``, ...). The child's wall time and peak memory are
+measured; ``benchmarks/run_notebooks.py`` and ``benchmarks/claims.py`` share this.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+_RUN = """
+import sys
+
+import nbformat
+from nbclient import NotebookClient
+
+src, workdir, out, allow_errors = sys.argv[1:5]
+nb = nbformat.read(src, as_version=4)
+client = NotebookClient(
+    nb,
+    timeout=3600,
+    kernel_name="python3",
+    allow_errors=allow_errors == "1",
+    resources={"metadata": {"path": workdir}},
+)
+try:
+    client.execute()
+finally:
+    if out:
+        nbformat.write(nb, out)
+"""
+
+
+@dataclass(frozen=True)
+class NotebookRun:
+    wall_s: float
+    """Seconds from start to the kernel's exit."""
+    peak_mib: float
+    """Largest resident set of the runner and its kernel, in MiB."""
+    returncode: int
+    """0 when every cell ran (or errors were allowed)."""
+
+
+def run_notebook(
+    src: Path,
+    workdir: Path,
+    env: dict[str, str],
+    *,
+    out: Path | None = None,
+    allow_errors: bool = False,
+) -> NotebookRun:
+    """Execute ``src`` with its kernel in ``workdir``; write the executed copy to ``out``."""
+    args = [str(src), str(workdir), str(out or ""), "1" if allow_errors else "0"]
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", _RUN, *args], env={**os.environ, **env})
+    # wait4's usage covers the child and every descendant it waited for (the kernel), and on
+    # Linux ru_maxrss is the largest resident set among them, in KiB.
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    return NotebookRun(wall, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status))
