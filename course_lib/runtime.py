@@ -292,7 +292,7 @@ def require_version(minimum: str, installed: str = __version__) -> None:
             f"This notebook was written for course_lib {minimum}, but the older course_lib "
             f"{installed} is installed. Install release {minimum}: on Colab, run "
             f'`%pip install -U "{requirement}"` in a new cell, then Runtime > Restart session and '
-            f'run the notebook again from its first cell; in a terminal, `pip install -U '
+            f"run the notebook again from its first cell; in a terminal, `pip install -U "
             f'"{requirement}"` (from a clone of the course: `git checkout v{minimum}` and '
             "`pip install -e .`), then restart the kernel."
         )

@@ -243,7 +243,7 @@ def _notebook_metadata(chapter: Chapter, version: str) -> dict[str, object]:
         "chapter": chapter.stem,
         "version": version,
         "course_lib": __version__,
-        "exercises": {e.name: e.points for e in chapter_exercises(chapter.stem)},
+        "exercises": [[e.name, e.points] for e in chapter_exercises(chapter.stem)],
     }
 
 

@@ -28,12 +28,15 @@ import torch
 class WrongAnswer(AssertionError):
     """A check failed; the message says which exercise, on which case, and why.
 
-    ``reason`` is the message without the exercise's name (what a gradebook's feedback shows).
+    ``reason`` is the message without the exercise's name (what a gradebook's feedback shows),
+    ``problem`` the same without the case it showed on.
     """
 
-    def __init__(self, exercise: Exercise, reason: str) -> None:
+    def __init__(self, exercise: Exercise, reason: str, problem: str = "") -> None:
         super().__init__(f"Exercise {exercise.label} ({exercise.name}) {reason}")
         self.reason = reason
+        self.problem = problem or reason
+        """What is wrong, without the case it showed on."""
 
 
 class NotAnswered(WrongAnswer):
@@ -136,7 +139,7 @@ class Exercise:
             got = self._call(candidate, case)
             problem = self._problem(got, case)
             if problem is not None:
-                raise WrongAnswer(self, f"on {case.label}: {problem}")
+                raise WrongAnswer(self, f"on {case.label}: {problem}", problem)
         return len(cases)
 
     def _call(self, candidate: Callable[..., Any], case: Case) -> Any:

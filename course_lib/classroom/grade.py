@@ -50,7 +50,9 @@ class Limits:
     """What one submission may use."""
 
     seconds: float = 120.0
-    """Wall-clock time of the whole run, set-up included."""
+    """Wall-clock time of the notebook's cells, set-up cells included."""
+    startup_seconds: float = 60.0
+    """Wall-clock time to start Python and import torch, before the first cell."""
     cell_seconds: float = 30.0
     """Time of one cell (a loop is interrupted and the next cell runs)."""
     memory_gb: float = 4.0
@@ -87,7 +89,8 @@ class Autograder:
             for c in nb.cells
             if c.cell_type == "code" and c.metadata.get(METADATA_KEY, {}).get("role") == "hidden"
         }
-        return cls(meta["chapter"], setup, hidden, dict(meta["exercises"]))
+        points = {str(name): float(top) for name, top in meta["exercises"]}
+        return cls(meta["chapter"], setup, hidden, points)
 
 
 @dataclass
@@ -152,7 +155,7 @@ def _read_capped(stream: IO[bytes], limit: int, outcome: Outcome, on_overflow: A
     outcome.output = bytes(kept)
 
 
-def _read_events(fd: int, outcome: Outcome) -> None:
+def _read_events(fd: int, outcome: Outcome, ready: threading.Event) -> None:
     with os.fdopen(fd, "rb") as stream:
         for line in stream:
             try:
@@ -161,6 +164,8 @@ def _read_events(fd: int, outcome: Outcome) -> None:
                 continue
             if isinstance(event, dict):
                 outcome.events.append(event)
+                if event.get("event") == "ready":
+                    ready.set()
 
 
 def _environment(scratch: Path, fd: int, seed: int) -> dict[str, str]:
@@ -199,7 +204,7 @@ def run_submission(
                 "cells": cells,
                 "scratch": str(scratch),
                 "cell_seconds": limits.cell_seconds,
-                "cpu_seconds": int(limits.seconds) + 5,
+                "cpu_seconds": int(limits.startup_seconds + limits.seconds) + 5,
                 "memory_bytes": int(limits.memory_gb * 2**30),
                 "file_bytes": limits.file_bytes,
             }
@@ -227,15 +232,21 @@ def run_submission(
             pass
 
     assert proc.stdout is not None
+    ready = threading.Event()
     readers = [
         threading.Thread(
             target=_read_capped, args=(proc.stdout, limits.output_bytes, outcome, kill)
         ),
-        threading.Thread(target=_read_events, args=(read_fd, outcome)),
+        threading.Thread(target=_read_events, args=(read_fd, outcome, ready)),
     ]
     for reader in readers:
         reader.start()
-    try:
+    started = time.monotonic()
+    while not ready.wait(0.1) and proc.poll() is None:
+        if time.monotonic() - started > limits.startup_seconds:
+            outcome.stopped = f"Python did not start within {limits.startup_seconds:g} s"
+            kill()
+    try:  # the time limit counts from the first cell
         code = proc.wait(timeout=limits.seconds)
     except subprocess.TimeoutExpired:
         outcome.stopped = outcome.stopped or f"it ran past the time limit of {limits.seconds:g} s"

@@ -99,7 +99,7 @@ def grade_answer(ex: Exercise, candidate: Any, seed: int) -> Grade:
     if candidate is ex.reference:
         return Grade(ex.name, 0.0, ex.points, "handed in the course's reference answer")
     half = ex.points / 2
-    points, notes = 0.0, []
+    points, notes, problems = 0.0, [], set()
     generator = torch.Generator().manual_seed(seed)
     for part, cases in (
         ("public", ex.public_cases),
@@ -108,7 +108,9 @@ def grade_answer(ex: Exercise, candidate: Any, seed: int) -> Grade:
         try:
             n = ex.verify(candidate, cases())
         except WrongAnswer as err:
-            notes.append(f"{part} check: {err.reason}")
+            same = err.problem in problems
+            notes.append(f"{part} check: " + ("fails the same way" if same else err.reason))
+            problems.add(err.problem)
             if isinstance(err, NotAnswered):
                 break
         else:
@@ -117,11 +119,11 @@ def grade_answer(ex: Exercise, candidate: Any, seed: int) -> Grade:
     return Grade(ex.name, points, ex.points, "; ".join(notes))
 
 
-def hidden_check(name: str, namespace: Mapping[str, Any] | None = None) -> float:
+def hidden_check(name: str, namespace: Mapping[str, Any] | None = None) -> None:
     """Grade exercise ``name`` on its public and hidden cases; print (and report) the result.
 
-    Returns the points; raises :class:`WrongAnswer` when they are not full, so the autograder
-    version, which holds the solutions, fails loudly if a hidden case and a solution disagree.
+    Raises :class:`WrongAnswer` when the points are not full, so the autograder version, which
+    holds the solutions, fails loudly if a hidden case and a solution disagree.
     """
     __tracebackhide__ = True
     ex = exercise(name)
@@ -133,4 +135,3 @@ def hidden_check(name: str, namespace: Mapping[str, Any] | None = None) -> float
         os.write(int(fd), (json.dumps({"event": "grade", **asdict(grade)}) + "\n").encode())
     if grade.points < grade.max_points:
         raise WrongAnswer(ex, grade.feedback)
-    return grade.points

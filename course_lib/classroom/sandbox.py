@@ -136,14 +136,8 @@ def set_limits(cpu_seconds: int, memory_bytes: int, file_bytes: int) -> None:
 
 
 def _preload() -> None:
-    """Import what the exercise sections use while reading is all that happens (and to time it
-    outside the cells' limits)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot  # noqa: F401
-    import numpy  # noqa: F401
-    import scipy.ndimage  # noqa: F401
+    """Import torch and the package before the first cell, so that the cells' time limits do not
+    count the seconds it takes (anything else imports fine behind the fences)."""
     import torch  # noqa: F401
 
     from course_lib import losses, metrics, runtime  # noqa: F401
