@@ -317,11 +317,28 @@ def _hd95_public() -> list[Case]:
     ]
 
 
+def _random_blob_pair(gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """A random square target and the same square plus a small far blob, drawn until the two
+    HD95 conventions differ by more than a pixel (so the hidden cases tell them apart)."""
+    shape = (40, 40)
+    for _ in range(200):
+        side, blob, top, left, gap = (
+            int(torch.randint(low, high, (), generator=gen))
+            for low, high in ((12, 24), (2, 6), (1, 6), (1, 6), (1, 4))
+        )
+        target = _rectangle(shape, top, left, side, side)
+        pred = target | _rectangle(shape, 40 - blob - gap, 40 - blob - gap, blob, blob)
+        max_mode, pooled = (hd95_reference(pred, target, mode=m) for m in ("max", "pooled"))
+        if float(max_mode - pooled) > 1:
+            return pred, target
+    raise RuntimeError("no square-and-blob case separates the HD95 conventions")
+
+
 def _hd95_hidden(gen: torch.Generator) -> list[Case]:
     cases = []
     for i, mode in enumerate(("max", "pooled", "max", "pooled")):
-        a, b = _random_pair(gen)
-        spacing = _random_spacing(gen)
+        a, b = _random_blob_pair(gen) if i < 2 else _random_pair(gen)
+        spacing = _random_spacing(gen) if i >= 2 else (1.0, 1.0)
         cases.append(Case(f"random masks {i + 1}, mode={mode!r}", a, b, spacing=spacing, mode=mode))
     return cases
 

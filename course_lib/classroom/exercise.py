@@ -248,6 +248,12 @@ def exercise(name: str) -> Exercise:
     return _REGISTRY[name]
 
 
+def all_exercises() -> list[Exercise]:
+    """Every graded exercise of the course, by chapter and number."""
+    _load_chapter_modules()
+    return sorted(_REGISTRY.values(), key=lambda e: (e.chapter, e.number))
+
+
 def chapter_exercises(chapter: str) -> list[Exercise]:
     """The graded exercises of the chapter whose notebook stem is ``chapter``, in order."""
     _load_chapter_modules()
