@@ -54,21 +54,12 @@ class Chapter:
 
     path: Path
     notebook: NotebookNode
-    exercises_start: int
-    """Index of the "## Exercises" markdown cell."""
     exercise_cells: dict[str, int]
     """Exercise name -> index of its cell."""
 
     @property
     def stem(self) -> str:
         return self.path.stem
-
-    def setup_cells(self) -> list[NotebookNode]:
-        """The title (first markdown cell) and the first two code cells: install, environment."""
-        cells = self.notebook.cells[: self.exercises_start]
-        code = [c for c in cells if c.cell_type == "code"][:2]
-        title = [c for c in cells[:1] if c.cell_type == "markdown"]
-        return [copy.deepcopy(c) for c in title + code]
 
 
 def exercise_section_start(nb: NotebookNode) -> int | None:
@@ -77,6 +68,20 @@ def exercise_section_start(nb: NotebookNode) -> int | None:
         if cell.cell_type == "markdown" and EXERCISES_HEADING.search(cell.source):
             return i
     return None
+
+
+def setup_and_exercises(nb: NotebookNode) -> NotebookNode:
+    """A copy of ``nb`` cut to what the classroom runs: its title (first markdown cell), its first
+    two code cells (install, environment) and its "## Exercises" section."""
+    start = exercise_section_start(nb)
+    if start is None:
+        raise AssignError("no markdown cell opens the '## Exercises' section")
+    before = nb.cells[:start]
+    title = [c for c in before[:1] if c.cell_type == "markdown"]
+    setup = [c for c in before if c.cell_type == "code"][:2]
+    cut = copy.deepcopy(nb)
+    cut.cells = copy.deepcopy(title + setup + nb.cells[start:])
+    return cut
 
 
 def exercise_name(cell: NotebookNode) -> str | None:
@@ -121,7 +126,7 @@ def read_chapter(path: Path) -> Chapter:
     missing = [e.name for e in chapter_exercises(path.stem) if e.name not in cells]
     if missing:
         raise AssignError(f"{path.name}: no exercise cell calls check() for {missing}")
-    return Chapter(path, nb, start, cells)
+    return Chapter(path, nb, cells)
 
 
 def _solution_regions(source: str, where: str) -> list[tuple[int, int]]:
@@ -224,15 +229,14 @@ def _hidden_cell(ex: Exercise) -> NotebookNode:
 
 def autograder_version(chapter: Chapter) -> NotebookNode:
     """Title and set-up cells, then the exercise section with solutions and hidden checks."""
-    nb = copy.deepcopy(chapter.notebook)
-    cells = chapter.setup_cells()
-    by_index = {i: name for name, i in chapter.exercise_cells.items()}
-    for i in range(chapter.exercises_start, len(nb.cells)):
-        cell = nb.cells[i]
+    nb = setup_and_exercises(chapter.notebook)
+    cells = []
+    for cell in nb.cells:
         cells.append(cell)
-        if i in by_index:
-            cell.metadata[METADATA_KEY] = {"exercise": by_index[i], "role": "answer"}
-            cells.append(_hidden_cell(exercise(by_index[i])))
+        name = exercise_name(cell)
+        if name is not None:
+            cell.metadata[METADATA_KEY] = {"exercise": name, "role": "answer"}
+            cells.append(_hidden_cell(exercise(name)))
     nb.cells = cells
     nb.metadata[METADATA_KEY] = _notebook_metadata(chapter, "autograder")
     return nb
