@@ -4,7 +4,9 @@ Five submissions of chapter 04's student copy are graded together: right, wrong 
 crashing (the process exits in the third exercise), flooding (prints megabytes in the second) and
 vandal (tries to write, delete and kill outside its scratch folder, loops in a cell, asks for 8 GB).
 Each loses the points of what it broke and nothing else; no file outside the grader's output
-folder changes. A submission that blocks the cell alarm and sleeps is stopped by the wall clock.
+folder changes (where the grader runs as root on Linux, not even one that C++ code writes, which
+the audit hook cannot see). A submission that blocks the cell alarm and sleeps is stopped by the
+wall clock.
 """
 
 from __future__ import annotations
@@ -18,12 +20,8 @@ import nbformat
 import pytest
 
 from course_lib.classroom.assign import BEGIN, END, METADATA_KEY, assign, read_chapter
-from course_lib.classroom.grade import (
-    Limits,
-    find_submissions,
-    grade,
-    run_submission,
-)
+from course_lib.classroom.grade import Limits, find_submissions, grade, run_submission
+from course_lib.classroom.sandbox import os_fence
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTER = ROOT / "notebooks" / "04_hausdorff.ipynb"
@@ -55,6 +53,13 @@ def _submission(
 
 
 VANDAL = """import os, shutil, subprocess
+import torch
+
+try:  # C++ writes the file: beyond the audit hook, the OS fence (as root on Linux) refuses it
+    if {torch_target!r}:
+        torch.save(torch.ones(1), {torch_target!r})
+except Exception as err:
+    print("refused by the OS:", err)
 for attempt in (
     lambda: open({sentinel!r}, "w").write("gotcha"),
     lambda: os.remove({other!r}),
@@ -95,6 +100,7 @@ def graded(tmp_path_factory: pytest.TempPathFactory):
     sentinel = tmp / "sentinel.txt"
     sentinel.write_text("precious")
     vandal = VANDAL.format(
+        torch_target=str(tmp / "saved.pt") if os_fence() else "",
         sentinel=str(sentinel),
         other=str(submissions / "ann.ipynb"),
         submissions=str(submissions),
@@ -174,6 +180,7 @@ def test_nothing_outside_the_output_folder_changed(graded):
     assert log.count("refused: the grader does not let a submission") == 7, log
     assert "NOT REFUSED" not in log
     assert "the cell ran longer than its limit of 4 s" in log and "no 8 GB" in log
+    assert ("refused by the OS:" in log) == bool(os_fence())
     assert not (tmp / "grades" / "scratch").exists()
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from course_lib.classroom.assign import AssignError, assign
 from course_lib.classroom.grade import Limits, grade
+from course_lib.classroom.sandbox import os_fence
 
 
 def _assign(args: argparse.Namespace) -> int:
@@ -37,7 +38,8 @@ def _grade(args: argparse.Namespace) -> int:
         memory_gb=args.memory_gb,
         output_bytes=args.output_kb * 1024,
     )
-    print(f"grading the submissions under {args.submissions} ({args.jobs} at a time)")
+    fence = "the OS fence and the audit hook" if os_fence() else "the audit hook (no OS fence)"
+    print(f"grading the submissions under {args.submissions} ({args.jobs} at a time, {fence})")
     gradebook = grade(
         args.autograder,
         args.submissions,

@@ -39,6 +39,7 @@ import nbformat
 import course_lib
 from course_lib.classroom.assign import METADATA_KEY, exercise_name, exercise_section_start
 from course_lib.classroom.notebook import GRADING_FD_ENV, GRADING_SEED_ENV, Grade
+from course_lib.classroom.sandbox import os_fence
 
 GRADEBOOK_COLUMNS = ("student", "question", "points", "max_points", "feedback")
 MAX_NOTEBOOK_BYTES = 20 * 2**20
@@ -61,6 +62,8 @@ class Limits:
     """What the cells may print, together."""
     file_bytes: int = 64 * 2**20
     """Size of any one file the submission writes (inside its scratch folder)."""
+    os_fence: bool = True
+    """Add :func:`~course_lib.classroom.sandbox.os_fence` where it works (Linux, as root)."""
 
 
 @dataclass(frozen=True)
@@ -213,8 +216,11 @@ def run_submission(
     )
     read_fd, write_fd = os.pipe()
     outcome = Outcome()
+    command = [sys.executable, "-m", "course_lib.classroom.sandbox", str(job)]
+    if limits.os_fence and os_fence():
+        command = [*os_fence(), str(scratch.resolve()), *command]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "course_lib.classroom.sandbox", str(job)],
+        command,
         cwd=scratch,
         env=_environment(scratch, write_fd, seed),
         stdin=subprocess.DEVNULL,

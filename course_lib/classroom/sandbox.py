@@ -13,9 +13,13 @@ first cell it puts up its fences:
   ``os.system``, ``exec``, ``fork``), sockets, signals to other processes, loading libraries
   through ``ctypes`` and changing resource limits. An audit hook cannot be removed once added.
 
-An audit hook guards Python-level operations; a compiled extension that writes through its own
-system calls is outside its reach, which is why the grader also runs every submission on a scratch
-copy, and why INSTRUCTORS.md suggests an unprivileged account or a container for hostile classes.
+An audit hook guards Python-level operations only: code that makes its own system calls passes
+it (``torch.save(x, "/elsewhere")`` writes through C++). So where the grader runs as root on
+Linux, :func:`os_fence` adds a fence the operating system keeps: the submission starts in new
+mount, network and PID namespaces (``unshare``) in which every file system is read-only except
+its scratch folder, with no network and no other process in sight, and without any capability
+(``setpriv``), so it cannot undo that. Elsewhere the audit hook is the fence, and INSTRUCTORS.md
+suggests an unprivileged account or a container for a class one does not trust.
 
 Each cell's outcome goes to the grader as a JSON line on the file descriptor named by
 ``COURSE_GRADING_FD`` (the hidden checks write their grades there too); what the cells print
@@ -24,11 +28,15 @@ goes to standard output, which the grader caps.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import resource
+import shutil
 import signal
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -78,6 +86,34 @@ _FORBIDDEN = {
     "resource.setrlimit": "change resource limits",
     "resource.prlimit": "change resource limits",
 }
+
+
+_OS_FENCE = """
+scratch="$1"; shift
+mount --bind "$scratch" "$scratch" || exit 97
+for m in $(cut -d ' ' -f 5 /proc/self/mountinfo); do
+    [ "$m" = "$scratch" ] || mount -o remount,bind,ro "$m" || exit 97
+done
+exec setpriv --bounding-set -all --inh-caps -all --no-new-privs -- "$@"
+"""
+
+
+@functools.cache
+def os_fence() -> tuple[str, ...]:
+    """The command prefix that fences a submission at the operating system's level, or ``()``.
+
+    ``[*os_fence(), scratch, python, ...]`` runs ``python ...`` in new mount, network and PID
+    namespaces, every mount read-only except ``scratch``, without capabilities. It needs Linux,
+    root, and util-linux's ``unshare`` and ``setpriv``; a trial run decides, once per process.
+    """
+    unshare, setpriv = shutil.which("unshare"), shutil.which("setpriv")
+    if sys.platform != "linux" or os.geteuid() != 0 or not (unshare and setpriv):
+        return ()
+    prefix = (unshare, "--mount", "--net", "--pid", "--fork", "--kill-child")
+    prefix += ("--propagation", "private", "--", "sh", "-c", _OS_FENCE, "sh")
+    with tempfile.TemporaryDirectory() as scratch:
+        trial = subprocess.run([*prefix, scratch, "true"], capture_output=True, timeout=60)
+    return prefix if trial.returncode == 0 else ()
 
 
 class CellTimeout(BaseException):
