@@ -109,8 +109,8 @@ def os_fence() -> tuple[str, ...]:
     unshare, setpriv = shutil.which("unshare"), shutil.which("setpriv")
     if sys.platform != "linux" or os.geteuid() != 0 or not (unshare and setpriv):
         return ()
-    prefix = (unshare, "--mount", "--net", "--pid", "--fork", "--kill-child")
-    prefix += ("--propagation", "private", "--", "sh", "-c", _OS_FENCE, "sh")
+    namespaces = ("--mount", "--net", "--pid", "--fork", "--kill-child", "--propagation", "private")
+    prefix = (unshare, *namespaces, "--", "sh", "-c", _OS_FENCE, "sh")
     with tempfile.TemporaryDirectory() as scratch:
         trial = subprocess.run([*prefix, scratch, "true"], capture_output=True, timeout=60)
     return prefix if trial.returncode == 0 else ()
