@@ -206,3 +206,6 @@ def test_submissions_are_named_after_their_file_or_folder(tmp_path: Path):
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_text("{}")
     assert sorted(find_submissions(tmp_path, "04_hausdorff")) == ["ann", "bob", "group/cat"]
+    (tmp_path / "bob.ipynb").write_text("{}")
+    with pytest.raises(ValueError, match="two submissions belong to 'bob'"):
+        find_submissions(tmp_path, "04_hausdorff")

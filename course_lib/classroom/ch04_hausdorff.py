@@ -7,6 +7,8 @@ chapter's solutions build the same numbers from ``distance_transform_edt`` and `
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from course_lib import metrics
@@ -25,6 +27,22 @@ def _rectangle(shape: tuple[int, int], top: int, left: int, height: int, width: 
 
 def _directed_hd(a: Tensor, b: Tensor) -> float:
     return float(metrics.hausdorff_distance(a, b, directed=True))
+
+
+def _spacing_mistakes(reference: Callable[..., Tensor]) -> tuple[Mistake, Mistake]:
+    """The two ways to get the spacing wrong, in an answer that ``reference`` computes right."""
+    return (
+        Mistake(
+            "ignores the spacing: the distances must come in its unit (mm), not in pixels "
+            "(distance_transform_edt takes spacing=)",
+            lambda a, b, spacing=(1.0, 1.0), **kwargs: reference(a, b, (1.0, 1.0), **kwargs),
+        ),
+        Mistake(
+            "uses the spacing in reverse order: spacing[0] is the size along the first axis "
+            "(rows), spacing[1] along the second (columns)",
+            lambda a, b, spacing=(1.0, 1.0), **kwargs: reference(a, b, spacing[::-1], **kwargs),
+        ),
+    )
 
 
 # --- 1. Two masks with h(A, B) = 0 < HD(A, B) -----------------------------------------------------
@@ -149,16 +167,7 @@ DIRECTED_MISTAKES = (
         "start",
         lambda a, b, spacing=(1.0, 1.0): directed_surface_distances_reference(b, a, spacing),
     ),
-    Mistake(
-        "ignores the spacing: pass spacing= to distance_transform_edt so the distances come in "
-        "its unit (mm), not in pixels",
-        lambda a, b, spacing=(1.0, 1.0): directed_surface_distances_reference(a, b),
-    ),
-    Mistake(
-        "uses the spacing in reverse order: spacing[0] is the size along the first axis (rows), "
-        "spacing[1] along the second (columns)",
-        lambda a, b, spacing=(1.0, 1.0): directed_surface_distances_reference(a, b, spacing[::-1]),
-    ),
+    *_spacing_mistakes(directed_surface_distances_reference),
 )
 
 
@@ -283,6 +292,7 @@ HD95_MISTAKES = (
             directed_surface_distances_reference(a, b, spacing), 0.95
         ),
     ),
+    *_spacing_mistakes(hd95_reference),
 )
 
 
@@ -380,15 +390,7 @@ ASSD_MISTAKES = (
         "both directions",
         lambda a, b, spacing=(1.0, 1.0): directed_surface_distances_reference(a, b, spacing).mean(),
     ),
-    Mistake(
-        "ignores the spacing: the distances must come in its unit (mm), not in pixels",
-        lambda a, b, spacing=(1.0, 1.0): assd_reference(a, b),
-    ),
-    Mistake(
-        "uses the spacing in reverse order: spacing[0] belongs to the rows, spacing[1] to the "
-        "columns",
-        lambda a, b, spacing=(1.0, 1.0): assd_reference(a, b, spacing[::-1]),
-    ),
+    *_spacing_mistakes(assd_reference),
 )
 
 

@@ -111,6 +111,11 @@ def find_submissions(folder: Path, chapter: str) -> dict[str, Path]:
 
     The name is the file's path below ``folder`` without ``.ipynb`` (``alice.ipynb`` -> alice),
     or its folder's when the file keeps the chapter's name (``alice/03_losses.ipynb`` -> alice).
+
+    Raises
+    ------
+    ValueError
+        If two files give the same name.
     """
     found = {}
     for path in sorted(folder.rglob("*.ipynb")):
@@ -118,9 +123,12 @@ def find_submissions(folder: Path, chapter: str) -> dict[str, Path]:
             continue
         relative = path.relative_to(folder)
         if path.stem == chapter and relative.parent.parts:
-            found[relative.parent.as_posix()] = path
+            student = relative.parent.as_posix()
         else:
-            found[relative.with_suffix("").as_posix()] = path
+            student = relative.with_suffix("").as_posix()
+        if student in found:
+            raise ValueError(f"two submissions belong to {student!r}: {found[student]} and {path}")
+        found[student] = path
     return found
 
 
