@@ -28,7 +28,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -377,22 +376,18 @@ def grade(
     jobs: int = 1,
     seed: int = 0,
     keep_scratch: bool = False,
-    students: Iterable[str] | None = None,
 ) -> Path:
     """Grade every submission under ``submissions``; return the gradebook's path."""
-    limits = limits or Limits()
+    chosen = limits or Limits()
     autograder = Autograder.read(autograder_path)
     found = find_submissions(submissions, autograder.chapter)
-    if students is not None:
-        found = {s: p for s, p in found.items() if s in set(students)}
     if not found:
         raise ValueError(f"no .ipynb submissions under {submissions}")
     out.mkdir(parents=True, exist_ok=True)
 
     def one(item: tuple[str, Path]) -> tuple[str, list[Grade]]:
         student, path = item
-        assert limits is not None
-        grades = grade_one(student, path, autograder, out, limits, seed, keep_scratch)
+        grades = grade_one(student, path, autograder, out, chosen, seed, keep_scratch)
         total = sum(g.points for g in grades)
         print(f"  {student}: {total:g}/{sum(autograder.points.values()):g}", flush=True)
         return student, grades
