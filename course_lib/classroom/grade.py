@@ -206,6 +206,7 @@ def run_submission(
     cells: list[dict[str, Any]], scratch: Path, limits: Limits, seed: int = 0
 ) -> Outcome:
     """Run ``cells`` in a fenced process inside ``scratch``; collect events and capped output."""
+    scratch = scratch.resolve()  # the process runs in it: relative paths would not be found
     (scratch / "tmp").mkdir(parents=True, exist_ok=True)
     job = scratch / "job.json"
     job.write_text(
@@ -225,7 +226,7 @@ def run_submission(
     outcome = Outcome()
     command = [sys.executable, "-m", "course_lib.classroom.sandbox", str(job)]
     if limits.os_fence and os_fence():
-        command = [*os_fence(), str(scratch.resolve()), *command]
+        command = [*os_fence(), str(scratch), *command]
     proc = subprocess.Popen(
         command,
         cwd=scratch,
