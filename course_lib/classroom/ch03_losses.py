@@ -166,29 +166,34 @@ def _log_of_sigmoid(x: Tensor) -> Tensor:
     return torch.log(torch.sigmoid(x))
 
 
-def _log_of_clipped_sigmoid(x: Tensor) -> Tensor:
-    return torch.log(torch.sigmoid(x).clamp(1e-3, 0.999))
+def _log_of_pt(clip: float = 0.0) -> Callable[..., Tensor]:
+    """The focal loss as the notes write it: the log of p_t computed from p = sigmoid(x), with p
+    clipped to [clip, 1 - clip]."""
+
+    def loss(x: Tensor, t: Tensor, alpha: float = 0.25, gamma: float = 2.0) -> Tensor:
+        p = torch.sigmoid(x).clamp(clip, 1 - clip)
+        p_t = t * p + (1 - t) * (1 - p)
+        a = t * alpha + (1 - t) * (1 - alpha)
+        return -a * (1 - p_t) ** gamma * torch.log(p_t)
+
+    return loss
 
 
-def _clipped(x: Tensor, t: Tensor, alpha: float = 0.25, gamma: float = 2.0) -> Tensor:
-    p = torch.sigmoid(x).clamp(1e-3, 0.999)  # the notes' fix, p_t and log p_t both clipped
-    p_t = t * p + (1 - t) * (1 - p)
-    a = t * alpha + (1 - t) * (1 - alpha)
-    return -a * (1 - p_t) ** gamma * torch.log(p_t)
-
+LOG_OF_PROBABILITY = (
+    "takes the log of a probability (log(sigmoid(x)), log(1 - p) or log(p_t)): at a logit of "
+    "±1e4 the probability rounds to 0 and its log is -inf, so a confidently wrong pixel gets an "
+    "infinite loss (and NaN gradients). Compute log p = F.logsigmoid(x) and "
+    "log(1 - p) = F.logsigmoid(-x) from the logits"
+)
 
 FOCAL_MISTAKES = (
-    Mistake(
-        "takes log(sigmoid(x)): at a logit of -1e4 sigmoid(x) rounds to 0 and its log is -inf, "
-        "so a confidently wrong pixel gets an infinite loss (and NaN gradients). Compute "
-        "log p = F.logsigmoid(x) and log(1 - p) = F.logsigmoid(-x) from the logits",
-        _focal_from_probabilities(_log_of_sigmoid),
-    ),
+    Mistake(LOG_OF_PROBABILITY, _log_of_pt()),
+    Mistake(LOG_OF_PROBABILITY, _focal_from_probabilities(_log_of_sigmoid)),
     Mistake(
         "clips p to [1e-3, 0.999] as the notes do: beyond the clip the loss stops growing and "
         "its gradient is 0, exactly for the confidently wrong pixels; take log p from "
         "F.logsigmoid(x) instead of clipping",
-        _clipped,
+        _log_of_pt(clip=1e-3),
     ),
     Mistake(
         "swaps α and 1 - α: α_t is α on the positives (t = 1) and 1 - α on the negatives "
