@@ -358,7 +358,7 @@ def write_gradebook(path: Path, grades: dict[str, list[Grade]]) -> None:
     """The CSV: a row per student and exercise, then the student's total."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
+        writer = csv.writer(f, lineterminator="\n")
         writer.writerow(GRADEBOOK_COLUMNS)
         for student, rows in sorted(grades.items()):
             for g in rows:
