@@ -116,7 +116,7 @@ def find_submissions(folder: Path, chapter: str) -> dict[str, Path]:
     ValueError
         If two files give the same name.
     """
-    found = {}
+    found: dict[str, Path] = {}
     for path in sorted(folder.rglob("*.ipynb")):
         if ".ipynb_checkpoints" in path.parts:
             continue
