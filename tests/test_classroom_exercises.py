@@ -120,7 +120,7 @@ def test_one_way_masks_judge_explains_other_wrong_shapes():
             ex.verify(lambda m=masks: m, ex.public_cases())
 
 
-def test_check_prints_and_answer_falls_back_to_the_reference(capsys):
+def test_check_prints_and_answer_falls_back_to_the_reference(capsys, monkeypatch):
     ex = exercise("tversky_index")
     check("tversky_index", lambda p, g, alpha, beta: ex.reference(p, g, alpha, beta))
     assert "right on 2 cases, all the public ones" in capsys.readouterr().out
@@ -139,8 +139,8 @@ def test_check_prints_and_answer_falls_back_to_the_reference(capsys):
     ]:
         assert answer("tversky_index", namespace) is used
         assert said in capsys.readouterr().out
-    tversky_index = right  # noqa: F841 - answer() reads the caller's globals by default
-    assert answer("tversky_index") is ex.reference  # this module's globals have no tversky_index
+    monkeypatch.setitem(globals(), "tversky_index", right)  # by default, the caller's globals
+    assert answer("tversky_index") is right
 
 
 def test_grade_answer_gives_half_the_points_per_check():
