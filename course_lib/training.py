@@ -32,13 +32,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from matplotlib.figure import Figure
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from course_lib import runtime
 from course_lib.atomic import atomic_path
-from course_lib.models._shapes import center_crop
+from course_lib.ops.shapes import center_crop
 
 Output = Tensor | list[Tensor]
 """What a model returns: logits, or a list of them (deep supervision, full resolution first)."""
@@ -81,28 +80,6 @@ class History:
             val={k: [float(v) for v in vs] for k, vs in data["val"].items()},
             seconds=float(data["seconds"]),
         )
-
-    def plot(self, title: str = "Training", smooth: int = 10) -> Figure:
-        """Training loss (raw and a running mean over ``smooth`` steps) and validation curves."""
-        fig = Figure(figsize=(9, 3.2))
-        ax_loss, ax_val = fig.subplots(1, 2)
-        steps = range(1, self.steps + 1)
-        ax_loss.plot(steps, self.train_loss, color="0.75", lw=0.8, label="per step")
-        if self.steps >= smooth > 1:
-            kernel = torch.ones(smooth) / smooth
-            mean = torch.conv1d(torch.tensor(self.train_loss)[None, None], kernel[None, None])[0, 0]
-            ax_loss.plot(range(smooth, self.steps + 1), mean.tolist(), color="C0", label="mean")
-        if "loss" in self.val:
-            ax_loss.plot(self.val_steps, self.val["loss"], "o-", color="C3", label="validation")
-        ax_loss.set(xlabel="optimizer step", ylabel="loss", title=f"{title}: loss")
-        ax_loss.legend()
-        for i, (name, values) in enumerate(n_v for n_v in self.val.items() if n_v[0] != "loss"):
-            ax_val.plot(self.val_steps, values, "o-", color=f"C{i + 1}", label=name)
-        ax_val.set(xlabel="optimizer step", ylabel="metric", title=f"{title}: validation")
-        if len(self.val) > ("loss" in self.val):
-            ax_val.legend()
-        fig.tight_layout()
-        return fig
 
 
 def save_checkpoint(

@@ -7,8 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_lib.metrics.components import connected_components
 from course_lib.metrics.instances import InstanceMatch, match_instances
+from course_lib.ops import connected_components
 
 
 def test_empty_masks():

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from course_lib.blocks.conv import ConvNormAct
-from course_lib.models._shapes import center_crop
+from course_lib.ops.shapes import center_crop
 
 
 class DenseBlock(nn.Module):

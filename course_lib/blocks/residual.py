@@ -28,7 +28,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from course_lib.blocks.conv import ConvNormAct, activation_layer, conv_layer, norm_layer
-from course_lib.models._shapes import center_crop
+from course_lib.ops.shapes import center_crop
 
 
 class ResidualBlock(nn.Module):

@@ -34,7 +34,6 @@ from typing import Protocol, cast
 
 import torch
 import torch.nn.functional as F
-from matplotlib.axes import Axes
 from torch import Tensor, nn
 
 from course_lib.inference.sliding_window import sliding_window_predict
@@ -221,19 +220,3 @@ def overlap_tile_predict(
 def _box(corner: Sequence[int], shape: Sequence[int]) -> tuple[slice, ...]:
     """Index of a box in a ``(C, *spatial)`` tensor: all channels, ``shape`` from ``corner``."""
     return (slice(None), *(slice(c, c + s) for c, s in zip(corner, shape, strict=True)))
-
-
-def draw_tiles(ax: Axes, layout: TileLayout, tiles: Sequence[int] = (0,)) -> None:
-    """Draw the paper's Fig. 2 boxes on a 2D axes showing the padded image in its own pixels.
-
-    For each tile index in ``tiles``: its input tile in blue and its output tile in yellow; the
-    original image's outline dashed.
-    """
-    from matplotlib.patches import Rectangle
-
-    (mh, mw), (sh, sw) = layout.margin, layout.image_shape
-    ax.add_patch(Rectangle((mw - 0.5, mh - 0.5), sw, sh, fill=False, ls="--", ec="w", lw=1.5))
-    for k in tiles:
-        (y, x), (ih, iw), (oh, ow) = layout.corners[k], layout.tile_in, layout.tile_out
-        ax.add_patch(Rectangle((x - 0.5, y - 0.5), iw, ih, fill=False, ec="tab:blue", lw=2))
-        ax.add_patch(Rectangle((x + mw - 0.5, y + mh - 0.5), ow, oh, fill=False, ec="gold", lw=2))

@@ -4,21 +4,18 @@ Dice and cross-entropy count pixels; they barely notice a thin false-positive bl
 object, which is exactly what the Hausdorff distance punishes (chapter 04). These losses weight each
 pixel's error by how far it lies from the boundary, using exact Euclidean distance transforms of the
 target (and, for the Hausdorff loss, of the thresholded prediction), computed without gradient by
-:func:`course_lib.metrics.distance_transform_edt` on the inputs' device.
+:func:`course_lib.ops.distance_transform_edt` on the inputs' device.
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import torch
 
 from course_lib.losses._module import LossModule
 from course_lib.losses._validate import check_range, reduce
 from course_lib.losses.overlap import probabilities_and_target
-from course_lib.metrics import distance_transform_edt
-
-Spacing = float | Sequence[float] | None
+from course_lib.ops.checks import Spacing
+from course_lib.ops.distance_transform import distance_transform_edt
 
 
 def _edt(mask: torch.Tensor, spacing: Spacing) -> torch.Tensor:

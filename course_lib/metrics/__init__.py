@@ -5,8 +5,6 @@ for the overlap metrics, integer label maps with ``num_classes``; the trailing `
 axes are spatial and any leading axes are a batch; results keep the batch shape and the device.
 """
 
-from course_lib.metrics.components import connected_components
-from course_lib.metrics.distance_transform import distance_transform_edt
 from course_lib.metrics.em import pixel_error, rand_error, simple_point_warp, warping_error
 from course_lib.metrics.instances import InstanceMatch, match_instances
 from course_lib.metrics.overlap import confusion_counts, dice_score, iou_score, precision, recall
@@ -16,6 +14,7 @@ from course_lib.metrics.surface import (
     mask_surface,
     surface_distances,
 )
+from course_lib.ops import connected_components, distance_transform_edt
 
 __all__ = [
     "InstanceMatch",

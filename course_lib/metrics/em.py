@@ -15,7 +15,7 @@ import functools
 import torch
 
 from course_lib.metrics._checks import binary_pair
-from course_lib.metrics.components import connected_components
+from course_lib.ops.components import connected_components
 
 
 def _items(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,7 +1,7 @@
 """Instance-level evaluation: are touching cells separated? Matching instances at IoU > 0.5.
 
 A semantic map (cell / background) becomes instances through its connected components
-(:func:`~course_lib.metrics.components.connected_components`). A predicted instance *matches* a
+(:func:`~course_lib.ops.connected_components`). A predicted instance *matches* a
 true one when their intersection over union exceeds 0.5. Above 0.5 no instance can match two
 others (two regions each covering more than half of the union cannot be disjoint), so a plain
 threshold gives a one-to-one matching without the Hungarian algorithm. This is the rule of the
@@ -13,7 +13,7 @@ two misses and one false positive instead of two matches.
 Examples
 --------
 >>> import torch
->>> from course_lib.metrics.components import connected_components
+>>> from course_lib.ops import connected_components
 >>> true = torch.tensor([[1, 1, 0, 2, 2]])
 >>> merged = connected_components(torch.tensor([[1, 1, 1, 1, 1]]))
 >>> match_instances(merged, true).true_positives

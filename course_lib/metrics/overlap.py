@@ -20,7 +20,8 @@ import math
 
 import torch
 
-from course_lib.metrics._checks import binary_pair, check_same_shape, resolve_spatial_dims
+from course_lib.metrics._checks import binary_pair, check_same_shape
+from course_lib.ops.checks import resolve_spatial_dims
 
 
 def _as_masks(

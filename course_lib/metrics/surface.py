@@ -22,8 +22,9 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from course_lib.metrics._checks import Spacing, binary_pair, resolve_spacing, resolve_spatial_dims
-from course_lib.metrics.distance_transform import distance_transform_edt
+from course_lib.metrics._checks import binary_pair
+from course_lib.ops.checks import Spacing, resolve_spacing, resolve_spatial_dims
+from course_lib.ops.distance_transform import distance_transform_edt
 
 BAND = 8
 """Voxels per axis of the banded distance transform; farther surface voxels take the exact route."""

@@ -43,6 +43,7 @@ from course_lib.blocks.conv import (
     max_pool_layer,
 )
 from course_lib.models import _shapes
+from course_lib.ops.shapes import center_crop
 
 UP_MODES = ("transpose", "upsample")
 
@@ -88,7 +89,7 @@ class UpStage(nn.Module):
     def forward(self, x: Tensor, skip: Tensor) -> Tensor:
         x = self.up(x)
         # valid convs shrink the expanding path more than the skip: crop the skip's centre
-        skip = _shapes.center_crop(skip, x.shape[2:])
+        skip = center_crop(skip, x.shape[2:])
         if self.gate is not None:
             skip = self.gate(skip, x)
         return self.block(torch.cat([skip, x], dim=1))
