@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from course_lib import runtime
 from course_lib.atomic import atomic_path
+from course_lib.ops.checks import check_int
 from course_lib.ops.shapes import center_crop
 
 Output = Tensor | list[Tensor]
@@ -293,8 +294,7 @@ def fit(
         if not isinstance(batches, Sized):
             raise ValueError("epochs needs a sized iterable of batches (a list or a DataLoader)")
         iterations = epochs * len(batches)
-    if not isinstance(iterations, int) or iterations < 1:
-        raise ValueError(f"the number of steps must be a positive int, got {iterations!r}")
+    iterations = check_int("the number of steps (iterations, or epochs * len(batches))", iterations)
     if resume and checkpoint is None:
         raise ValueError("resume=True needs a checkpoint path")
     if clip_grad_norm is not None and not clip_grad_norm > 0:

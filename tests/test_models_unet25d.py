@@ -7,10 +7,11 @@ import pytest
 import torch
 from torch import nn
 
+from course_lib.blocks.conv import ConvNormAct
 from course_lib.losses.attention import attention_loss
 from course_lib.models.unet25d import (
+    BLOCK_OPTIONS,
     UNet25D,
-    conv_bn_prelu,
     receptive_field_by_gradient,
     unet_receptive_field,
 )
@@ -60,9 +61,12 @@ def test_which_levels_use_2d_kernels_and_in_plane_pooling(levels_2d):
 
 
 def test_block_is_conv_bn_prelu():
-    block = conv_bn_prelu(2, 4, (1, 3, 3))
-    assert [type(m) for m in block] == [nn.Conv3d, nn.BatchNorm3d, nn.PReLU]
-    assert block[0].padding == (0, 1, 1) and block[0].bias is None
+    net = UNet25D(1, 2, base_channels=4, levels=3, levels_2d=1)
+    for block in [*net.encoder, *net.decoder]:
+        for unit in block:
+            assert [type(m) for m in unit] == [nn.Conv3d, nn.BatchNorm3d, nn.PReLU]
+            assert unit[0].bias is None
+    assert net.encoder[0][0][0].padding == (0, 1, 1)
 
 
 def test_all_2d_net_never_mixes_slices():
@@ -166,4 +170,4 @@ def test_bad_input():
     with pytest.raises(ValueError, match=r"multiples of \(2, 4, 4\)"):
         net(torch.randn(1, 2, 3, 8, 8))
     with pytest.raises(ValueError, match="kernel_size"):
-        conv_bn_prelu(1, 1, (2, 3, 3))
+        ConvNormAct(1, 1, kernel_size=(2, 3, 3), **BLOCK_OPTIONS)

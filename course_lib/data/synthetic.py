@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from course_lib.ops.checks import check_int
+
 UNLABELED = -1
 """Label value of voxels nobody annotated; losses skip them with ``ignore_index=-1``."""
 
@@ -113,18 +115,6 @@ class VolumeCase:
 # ----------------------------------------------------------------------------------------------
 # Small shared helpers
 # ----------------------------------------------------------------------------------------------
-def _check_count(name: str, value: object, minimum: int = 1) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
-
-
-def _check_seed(seed: object) -> int:
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    return seed
-
-
 def _case_seed(seed: int, index: int) -> int:
     """Seed of item ``index``: items depend on ``(seed, index)`` only, not on how many are made."""
     return (seed * 1_000_003 + index * 7_919 + 12_345) % (2**63 - 1)
@@ -353,9 +343,9 @@ def make_cells(
     >>> cells.images.shape, cells.masks.dtype
     (torch.Size([2, 1, 64, 64]), torch.int64)
     """
-    _check_count("n", n)
-    _check_count("size", size, minimum=32)
-    _check_seed(seed)
+    check_int("n", n)
+    check_int("size", size, minimum=32)
+    check_int("seed", seed, minimum=0)
     if style not in CELL_STYLES:
         raise ValueError(f"style must be one of {CELL_STYLES}, got {style!r}")
     if not 0.0 <= touching <= 1.0:
@@ -582,8 +572,8 @@ def make_volumes(
     >>> case.image.shape, case.label.unique().tolist()
     (torch.Size([1, 16, 32, 32]), [0, 1, 2])
     """
-    _check_count("n", n)
-    _check_seed(seed)
+    check_int("n", n)
+    check_int("seed", seed, minimum=0)
     if modality not in MODALITIES:
         raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
     shape = _check_shape("shape", shape)
@@ -657,8 +647,8 @@ def make_mr_multichannel(
     >>> case.image.shape[0], case.spacing
     (2, (1.5, 0.4, 0.4))
     """
-    _check_count("n", n)
-    _check_seed(seed)
+    check_int("n", n)
+    check_int("seed", seed, minimum=0)
     shape = _check_shape("shape", shape)
     if len(spacing) != 3 or min(spacing) <= 0:
         raise ValueError(f"spacing must be three positive mm values (z, y, x), got {spacing!r}")
@@ -745,7 +735,7 @@ def make_sparse_annotation(
     >>> int((sparse != UNLABELED).sum())  # three orthogonal 8 x 8 slices, overlaps counted once
     169
     """
-    _check_seed(seed)
+    check_int("seed", seed, minimum=0)
     if not isinstance(label, torch.Tensor) or label.ndim != 3 or label.dtype.is_floating_point:
         raise ValueError(
             "label must be an integer (D, H, W) tensor, got "

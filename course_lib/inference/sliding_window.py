@@ -36,6 +36,8 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from course_lib.ops.checks import check_int
+
 IMPORTANCE_MODES = ("gaussian", "constant")
 GAUSSIAN_FLOOR = 1e-3
 """Smallest Gaussian weight (MONAI's ``compute_importance_map`` floor): border voxels of a window
@@ -194,8 +196,7 @@ def sliding_window_predict(
             f"volume must be a tensor (N, C, *spatial) with {dims} spatial axes to match "
             f"patch_size={patch_size}, got {got}"
         )
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_int("batch_size", batch_size)
     mirror_axes = tuple(mirror_axes)
     if len(set(mirror_axes)) != len(mirror_axes) or any(
         not isinstance(a, int) or not 0 <= a < dims for a in mirror_axes

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from course_lib.inference.sliding_window import sliding_window_predict
+from course_lib.ops.checks import check_int
 
 
 class ValidNet(Protocol):
@@ -181,8 +182,7 @@ def overlap_tile_predict(
         raise ValueError(
             f"image must be a tensor (N, C, *spatial) with 2 or 3 spatial axes, got {got}"
         )
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_int("batch_size", batch_size)
     spatial = tuple(image.shape[2:])
     if not hasattr(model, "output_shape"):
         return sliding_window_predict(

@@ -42,6 +42,7 @@ from torch import Tensor, nn
 
 from course_lib.blocks.conv import init_gaussian_
 from course_lib.blocks.upsampling import transposed_conv_up
+from course_lib.ops.checks import check_int
 
 THRESHOLD = 0.3
 """Probability from which a pixel counts as foreground (Iglovikov and Shvets, Sec. III-B)."""
@@ -121,8 +122,7 @@ class TernausNet(nn.Module):
             ("num_classes", num_classes),
             ("width", width),
         ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_int(name, value)
         if width % 2:
             raise ValueError(f"width must be even (the decoder ends with width / 2), got {width}")
         self.in_channels, self.width = in_channels, width

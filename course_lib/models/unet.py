@@ -36,13 +36,13 @@ from torch import Tensor, nn
 from course_lib.blocks.attention_gate import AttentionGate
 from course_lib.blocks.conv import (
     DoubleConv,
-    check_spatial_dims,
     conv_layer,
     conv_transpose_layer,
     init_gaussian_,
     max_pool_layer,
 )
 from course_lib.models import _shapes
+from course_lib.ops.checks import check_int, check_spatial_dims
 from course_lib.ops.shapes import center_crop
 
 UP_MODES = ("transpose", "upsample")
@@ -151,8 +151,7 @@ class UNet(nn.Module):
             ("base_channels", base_channels),
             ("depth", depth),
         ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_int(name, value)
         if padding not in ("valid", "same"):
             raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
         if not 0.0 <= dropout < 1.0:

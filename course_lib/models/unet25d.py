@@ -40,7 +40,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from course_lib.blocks.conv import ConvNormAct, init_gaussian_
+from course_lib.blocks.conv import DoubleConv, init_gaussian_
 from course_lib.blocks.spatial_attention import SpatialAttention
 
 KERNEL_2D = (1, 3, 3)
@@ -49,31 +49,8 @@ KERNEL_3D = (3, 3, 3)
 POOL_2D = (1, 2, 2)
 """In-plane pooling after a 2D level: halves H and W, keeps every slice."""
 POOL_3D = (2, 2, 2)
-
-
-def conv_bn_prelu(
-    in_channels: int, out_channels: int, kernel_size: Sequence[int], norm: str | None = "batch"
-) -> nn.Sequential:
-    """Conv (any odd kernel (D, H, W), e.g. 1x3x3, "same" padding) -> batch norm -> PReLU, in 3D.
-
-    Wang et al.'s block; a :class:`course_lib.blocks.conv.ConvNormAct` with an anisotropic kernel.
-    """
-    return ConvNormAct(
-        in_channels,
-        out_channels,
-        spatial_dims=3,
-        kernel_size=kernel_size,
-        padding="same",
-        norm=norm,
-        activation="prelu",
-    )
-
-
-def _double_block(in_channels: int, out_channels: int, kernel: Sequence[int]) -> nn.Sequential:
-    return nn.Sequential(
-        conv_bn_prelu(in_channels, out_channels, kernel),
-        conv_bn_prelu(out_channels, out_channels, kernel),
-    )
+BLOCK_OPTIONS = {"spatial_dims": 3, "padding": "same", "norm": "batch", "activation": "prelu"}
+"""Wang et al.'s block is conv -> batch norm -> PReLU, twice, padded to keep the size."""
 
 
 def unet_receptive_field(
@@ -225,7 +202,7 @@ class UNet25D(nn.Module):
         widths = [base_channels * 2**lv for lv in range(levels)]
 
         self.encoder = nn.ModuleList(
-            _double_block(c_in, c_out, k)
+            DoubleConv(c_in, c_out, kernel_size=k, **BLOCK_OPTIONS)  # type: ignore[arg-type]
             for c_in, c_out, k in zip(
                 [in_channels, *widths[:-1]], widths, self.kernels, strict=True
             )
@@ -237,7 +214,8 @@ class UNet25D(nn.Module):
             for lv, p in enumerate(self.pools)
         )
         self.decoder = nn.ModuleList(
-            _double_block(2 * widths[lv], widths[lv], self.kernels[lv]) for lv in range(levels - 1)
+            DoubleConv(2 * widths[lv], widths[lv], kernel_size=self.kernels[lv], **BLOCK_OPTIONS)  # type: ignore[arg-type]
+            for lv in range(levels - 1)
         )
         self.spatial_attention = nn.ModuleList(
             SpatialAttention(widths[lv], self.kernels[lv]) for lv in range(levels - 1) if attention

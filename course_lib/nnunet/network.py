@@ -31,43 +31,27 @@ from typing import Any
 import torch
 from torch import nn
 
-from course_lib.blocks.conv import activation_layer, conv_layer, conv_transpose_layer, norm_layer
+from course_lib.blocks.conv import ConvNormAct, conv_layer, conv_transpose_layer
 
 HE_NEG_SLOPE = 1e-2  # nnU-Net's InitWeights_He(1e-2)
 
 
-class ConvNormLeakyReLU(nn.Sequential):
-    """conv -> instance norm -> leaky ReLU, with per-axis kernel and stride (padding keeps size)."""
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: Sequence[int],
-        stride: Sequence[int],
-    ) -> None:
-        dim = len(kernel_size)
-        super().__init__(
-            conv_layer(dim)(
-                in_channels,
-                out_channels,
-                tuple(kernel_size),
-                tuple(stride),
-                padding=tuple(k // 2 for k in kernel_size),
-                bias=True,  # nnU-Net keeps the bias although the norm follows
-            ),
-            norm_layer("instance", out_channels, dim),
-            activation_layer("leaky_relu", out_channels),
-        )
+CONV_OPTIONS: dict[str, Any] = {
+    "padding": "same",
+    "norm": "instance",
+    "activation": "leaky_relu",
+    "bias": True,
+}
+"""conv -> instance norm -> leaky ReLU; nnU-Net keeps the conv's bias although the norm follows."""
 
 
 def _stage(
     n_conv: int, in_ch: int, out_ch: int, kernel: Sequence[int], stride: Sequence[int]
 ) -> nn.Sequential:
-    ones = (1,) * len(kernel)
+    options: dict[str, Any] = dict(spatial_dims=len(kernel), kernel_size=tuple(kernel))
     return nn.Sequential(
-        ConvNormLeakyReLU(in_ch, out_ch, kernel, stride),
-        *[ConvNormLeakyReLU(out_ch, out_ch, kernel, ones) for _ in range(n_conv - 1)],
+        ConvNormAct(in_ch, out_ch, stride=tuple(stride), **options, **CONV_OPTIONS),
+        *[ConvNormAct(out_ch, out_ch, **options, **CONV_OPTIONS) for _ in range(n_conv - 1)],
     )
 
 
