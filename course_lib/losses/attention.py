@@ -77,7 +77,7 @@ def attention_loss(
     ----------
     attention_maps
         ``L`` maps ``A_l`` of shape ``(N, 1, *spatial_l)`` with values in [0, 1] (as returned by
-        :class:`course_lib.models.unet25d.UNet25D` with ``return_attention=True``).
+        :class:`course_lib.models.unet25d.UNet25D` with ``return_auxiliary=True``).
     foreground
         Foreground mask at full resolution, ``(N, 1, *spatial)`` or ``(N, *spatial)``; bool, int
         or float in [0, 1] (for a label map pass ``label > 0``).

@@ -147,11 +147,11 @@ class VNet(nn.Module):
 
     def __init__(
         self,
-        in_channels: int = 1,
-        num_classes: int = 2,
-        *,
+        in_channels: int,
+        num_classes: int,
         base_channels: int = 16,
         depth: int = 4,
+        *,
         kernel_size: int = 5,
         spatial_dims: int = 3,
         norm: str | None = None,

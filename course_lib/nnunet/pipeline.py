@@ -90,7 +90,7 @@ def train_network(
     def batch(_step: int) -> tuple[torch.Tensor, torch.Tensor]:
         return sample_batch(cases, batch_size, patch_size, generator, mirror_axes)
 
-    def loss_fn(outputs: torch.Tensor | list[torch.Tensor], y: torch.Tensor) -> torch.Tensor:
+    def loss_fn(outputs: tuple[torch.Tensor, list[torch.Tensor]], y: torch.Tensor) -> torch.Tensor:
         return deep_supervision_loss(outputs, y, batch_dice=batch_dice)
 
     history = fit(
@@ -101,6 +101,7 @@ def train_network(
         iterations=iterations,
         scheduler=scheduler,
         clip_grad_norm=GRAD_CLIP_NORM,
+        auxiliary=True,
         progress=False,
     )
     return history.train_loss
