@@ -227,4 +227,3 @@ def test_clip_grad_norm_bounds_each_step():
     fit(model, _toy_batches(1), huge_loss, opt, iterations=1, clip_grad_norm=0.1, progress=False)
     after = torch.cat([p.detach().flatten() for p in model.parameters()])
     assert (after - before).norm() == pytest.approx(0.1, rel=1e-4)
-
