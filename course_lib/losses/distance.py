@@ -80,7 +80,7 @@ def boundary_loss(
     logits: torch.Tensor,
     target: torch.Tensor,
     *,
-    activation: str = "softmax",
+    activation: str | None = None,
     include_background: bool = True,
     spacing: Spacing = None,
     reduction: str = "mean",
@@ -97,6 +97,9 @@ def boundary_loss(
     activation and ``include_background`` (default True, as MONAI; the binary experiments of the
     paper use the foreground channel only: ``include_background=False``).
 
+    No ``ignore_index``: the signed distance map needs every voxel's label, and an unannotated
+    voxel has no known distance to the boundary.
+
     Parameters
     ----------
     logits
@@ -104,7 +107,8 @@ def boundary_loss(
     target
         Integer labels ``(N, *spatial)`` or a one-hot map ``(N, C, *spatial)``.
     activation
-        ``"softmax"``, ``"sigmoid"`` or ``"none"``.
+        ``"softmax"``, ``"sigmoid"`` or ``"none"``; default ``None``: softmax for ``C >= 2``
+        channels, sigmoid for one.
     include_background
         Whether channel 0 enters the mean.
     spacing
@@ -144,7 +148,7 @@ def hausdorff_dt_loss(
     target: torch.Tensor,
     *,
     alpha: float = 2.0,
-    activation: str = "softmax",
+    activation: str | None = None,
     include_background: bool = False,
     spacing: Spacing = None,
     reduction: str = "mean",
@@ -160,6 +164,8 @@ def hausdorff_dt_loss(
     Hausdorff distance large, cost the most. The fields carry no gradient; an empty or full mask
     gets a zero field. Equals MONAI ``HausdorffDTLoss`` (also ``include_background=False`` by
     default, ``alpha = 2`` as in the paper).
+
+    No ``ignore_index``: as for :func:`boundary_loss`, the distance maps need every voxel's label.
 
     Parameters
     ----------

@@ -39,6 +39,9 @@ def ohem_cross_entropy(
     cross-entropy over the kept pixels of the whole batch. ``min_negatives`` keeps images without
     foreground from contributing nothing.
 
+    No ``reduction``: the loss is one mean over the pixels kept in the whole batch; per-image means
+    would weigh the images differently.
+
     Parameters
     ----------
     logits
