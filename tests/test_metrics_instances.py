@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -15,7 +17,7 @@ def test_empty_masks():
     empty = torch.zeros(4, 4, dtype=torch.long)
     m = match_instances(empty, empty)
     assert (m.true_positives, m.false_positives, m.false_negatives) == (0, 0, 0)
-    assert m.f1 == m.precision == m.recall == 1.0
+    assert all(math.isnan(v) for v in (m.f1, m.precision, m.recall))  # undefined: the policy
     cells = empty.clone()
     cells[:2, :2] = 1
     assert match_instances(empty, cells) == InstanceMatch(0, 0, 1, 0)

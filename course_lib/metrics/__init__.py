@@ -1,8 +1,20 @@
 """Segmentation metrics: overlap, distances, surfaces, EM challenge metrics, instance matching.
 
-The pixel and surface metrics take binary masks (bool or 0/1; threshold probabilities first) or,
-for the overlap metrics, integer label maps with ``num_classes``; the trailing ``spatial_dims``
-axes are spatial and any leading axes are a batch; results keep the batch shape and the device.
+One convention for all of them:
+
+* arguments ``(pred, target)``: binary masks (bool or 0/1; threshold probabilities first) or, for
+  the overlap metrics, integer label maps with ``num_classes``; instance maps for
+  :func:`match_instances`;
+* the trailing ``spatial_dims`` axes are spatial and any leading axes are a batch; results keep
+  the batch shape and the device (only :func:`match_instances` sums its counts over the batch);
+* empty masks: where a metric is undefined because of an empty mask (a ratio 0/0: Dice or IoU of
+  two empty masks, precision without a prediction, recall without a target, the Rand error without
+  a target cell; a distance between two empty surfaces), it returns ``empty_value``, NaN by
+  default, so that ``torch.nanmean`` skips it rather than it counting as a perfect or a failed
+  case. Where the formula is defined it is kept: one empty mask gives Dice 0 and HD ``inf``.
+
+The distance transform and connected components live in :mod:`course_lib.ops` (the losses and
+data use them too) and are re-exported here.
 """
 
 from course_lib.metrics.em import pixel_error, rand_error, simple_point_warp, warping_error
