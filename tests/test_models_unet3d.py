@@ -144,7 +144,7 @@ def test_overlap_tile_prediction_of_a_volume_equals_one_tile():
     net(torch.randn(2, 1, 44, 44, 44, dtype=torch.float64))  # non-trivial batch-norm statistics
     net.eval()
     volume = torch.randn(1, 1, 9, 14, 11, dtype=torch.float64)
-    tiled = tiling.overlap_tile_predict(net, volume, tile_shape=(44, 44, 44))
+    tiled = tiling.overlap_tile_predict(net, volume, patch_size=(44, 44, 44))
     assert tiling.tile_layout(net, (9, 14, 11), (44, 44, 44)).corners[1:]  # several tiles
     whole = tiling.overlap_tile_predict(net, volume)  # one tile covers the volume
     assert tiled.shape == (1, 2, 9, 14, 11)

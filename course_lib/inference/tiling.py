@@ -20,7 +20,7 @@ Examples
 >>> import torch
 >>> from course_lib.models.unet import UNet
 >>> net = UNet(1, 2, base_channels=4, depth=2).eval()
->>> overlap_tile_predict(net, torch.zeros(1, 1, 50, 70), tile_shape=(76, 76)).shape
+>>> overlap_tile_predict(net, torch.zeros(1, 1, 50, 70), (76, 76)).shape
 torch.Size([1, 2, 50, 70])
 """
 
@@ -30,13 +30,17 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from course_lib.inference.sliding_window import sliding_window_predict
+from course_lib.inference.sliding_window import (
+    check_mirror_axes,
+    model_device,
+    sliding_window_predict,
+)
 from course_lib.ops.checks import check_int
 
 
@@ -141,23 +145,27 @@ def mirror_pad(x: Tensor, before: Sequence[int], after: Sequence[int]) -> Tensor
 def overlap_tile_predict(
     model: nn.Module,
     image: Tensor,
+    patch_size: Sequence[int] | None = None,
     *,
-    tile_shape: Sequence[int] | None = None,
-    batch_size: int = 4,
     overlap: float = 0.5,
+    batch_size: int = 4,
+    mirror_axes: Sequence[int] = (),
+    device: torch.device | str | None = None,
+    output_device: torch.device | str | None = None,
 ) -> Tensor:
     """Predict a whole image (or volume) of any size with a valid-padding net, tile by tile.
 
     The image is mirror-padded by the net's context (:func:`mirror_pad`), cut into input tiles laid
     out by :func:`tile_layout`, and the output tiles are written side by side: the result equals the
     net's prediction on the whole mirror-padded image. Call ``model.eval()`` first (dropout,
-    batch norm); the model runs under ``torch.no_grad()`` on its own device, tiles in batches of
-    ``batch_size``, and the result lands on the image's device.
+    batch norm); the model runs under ``torch.no_grad()`` on ``device``, tiles in batches of
+    ``batch_size``, and the result lands on ``output_device``.
 
     A model whose output is as large as its input (``padding="same"``, or a model without an
     ``output_shape`` method) goes to
     :func:`~course_lib.inference.sliding_window.sliding_window_predict` instead, with
-    ``tile_shape`` as window (default: the whole image) and the given ``overlap``.
+    ``patch_size`` as window (default: the whole image) and the given ``overlap``. The two share
+    their arguments and defaults.
 
     Parameters
     ----------
@@ -165,12 +173,19 @@ def overlap_tile_predict(
         A net with ``output_shape`` / ``valid_input_shape`` methods, e.g. ``UNet``.
     image : Tensor
         ``(N, C, *spatial)``, 2D or 3D.
-    tile_shape : sequence of int, optional
-        The input tile (must be a valid input size of the net); default: one tile for the image.
+    patch_size : sequence of int, optional
+        The input tile, the paper's blue box (a valid input size of the net); default: one tile
+        for the whole image.
+    overlap : float
+        Window overlap of the sliding-window fallback (valid nets need none: their tiles abut).
     batch_size : int
         Tiles per forward pass.
-    overlap : float
-        Window overlap of the sliding-window fallback (unused for valid nets).
+    mirror_axes : sequence of int
+        Spatial axes for test-time mirroring: the prediction is averaged over the image flipped
+        along every subset of them (nnU-Net's mirroring; 4 passes for 2 axes).
+    device, output_device
+        Where the model runs (default: :func:`~course_lib.inference.sliding_window.model_device`)
+        and where the result is assembled (default: the image's device).
 
     Returns
     -------
@@ -184,22 +199,47 @@ def overlap_tile_predict(
         )
     check_int("batch_size", batch_size)
     spatial = tuple(image.shape[2:])
+    mirror_axes = check_mirror_axes(mirror_axes, len(spatial))
+    options: dict[str, Any] = dict(
+        overlap=overlap,
+        batch_size=batch_size,
+        mirror_axes=mirror_axes,
+        device=device,
+        output_device=output_device,
+    )
     if not hasattr(model, "output_shape"):
-        return sliding_window_predict(
-            model, image, tile_shape or spatial, overlap=overlap, batch_size=batch_size
-        )
-    layout = tile_layout(cast(ValidNet, model), spatial, tile_shape)
+        return sliding_window_predict(model, image, patch_size or spatial, **options)
+    layout = tile_layout(cast(ValidNet, model), spatial, patch_size)
     if layout.tile_out == layout.tile_in:  # same padding: no context to mirror in
         window = (
             cast(ValidNet, model).valid_input_shape(spatial)
-            if tile_shape is None
+            if patch_size is None
             else layout.tile_in
         )
-        return sliding_window_predict(model, image, window, overlap=overlap, batch_size=batch_size)
+        return sliding_window_predict(model, image, window, **options)
+    device = torch.device(device) if device is not None else model_device(model, image)
+    output_device = torch.device(output_device) if output_device is not None else image.device
+    flips = [
+        [a + 2 for a in subset]
+        for k in range(len(mirror_axes) + 1)
+        for subset in itertools.combinations(mirror_axes, k)
+    ]
+    total: Tensor | None = None
+    for dims in flips:  # test-time mirroring: predict the flipped image, flip the result back
+        pred = _tiled(model, image.flip(dims) if dims else image, layout, batch_size, device)
+        pred = (pred.flip(dims) if dims else pred).to(output_device)
+        total = pred if total is None else total + pred
+    assert total is not None
+    return total / len(flips) if len(flips) > 1 else total
 
+
+def _tiled(
+    model: nn.Module, image: Tensor, layout: TileLayout, batch_size: int, device: torch.device
+) -> Tensor:
+    """Overlap-tile prediction of ``image`` with the tiles of ``layout`` (see above)."""
+    spatial = tuple(image.shape[2:])
     after = [p - m - s for p, m, s in zip(layout.padded_shape, layout.margin, spatial, strict=True)]
     padded = mirror_pad(image, layout.margin, after)
-    device = next(model.parameters()).device
     out_shape = [c + o for c, o in zip(layout.corners[-1], layout.tile_out, strict=True)]
     out: Tensor | None = None
     tiles = [(n, corner) for n in range(image.shape[0]) for corner in layout.corners]
