@@ -212,11 +212,7 @@ def sliding_window_predict(
         for n in range(padded.shape[0])
         for corner in itertools.product(*starts)
     ]
-    flips = [
-        [a + 2 for a in subset]
-        for k in range(len(mirror_axes) + 1)
-        for subset in itertools.combinations(mirror_axes, k)
-    ]
+    flips = mirror_flips(mirror_axes)
     weight = importance_map(
         patch_size, importance, sigma_scale, device=output_device, dtype=torch.float64
     )
@@ -299,6 +295,20 @@ def model_device(model: Callable[..., torch.Tensor], image: torch.Tensor) -> tor
         for parameter in model.parameters():
             return parameter.device
     return image.device
+
+
+def mirror_flips(mirror_axes: Sequence[int]) -> list[list[int]]:
+    """The tensor axes to flip for test-time mirroring: every subset of the spatial
+    ``mirror_axes``, shifted past ``(N, C)``, the empty one (no flip) first.
+
+    >>> mirror_flips((0, 1))
+    [[], [2], [3], [2, 3]]
+    """
+    return [
+        [a + 2 for a in subset]
+        for k in range(len(mirror_axes) + 1)
+        for subset in itertools.combinations(mirror_axes, k)
+    ]
 
 
 def check_mirror_axes(mirror_axes: Sequence[int], dims: int) -> tuple[int, ...]:

@@ -38,6 +38,7 @@ from torch import Tensor, nn
 
 from course_lib.inference.sliding_window import (
     check_mirror_axes,
+    mirror_flips,
     model_device,
     sliding_window_predict,
 )
@@ -219,11 +220,7 @@ def overlap_tile_predict(
         return sliding_window_predict(model, image, window, **options)
     device = torch.device(device) if device is not None else model_device(model, image)
     output_device = torch.device(output_device) if output_device is not None else image.device
-    flips = [
-        [a + 2 for a in subset]
-        for k in range(len(mirror_axes) + 1)
-        for subset in itertools.combinations(mirror_axes, k)
-    ]
+    flips = mirror_flips(mirror_axes)
     total: Tensor | None = None
     for dims in flips:  # test-time mirroring: predict the flipped image, flip the result back
         pred = _tiled(model, image.flip(dims) if dims else image, layout, batch_size, device)
