@@ -78,24 +78,24 @@ class TileLayout:
 
 
 def tile_layout(
-    model: ValidNet, image_shape: Sequence[int], tile_shape: Sequence[int] | None = None
+    model: ValidNet, image_shape: Sequence[int], patch_size: Sequence[int] | None = None
 ) -> TileLayout:
     """Plan overlap-tile inference of a valid-padding ``model`` on an image of ``image_shape``.
 
     ``model`` must have ``output_shape(input_shape)`` and ``valid_input_shape(min_shape)``, as
-    :class:`~course_lib.models.unet.UNet` has. ``tile_shape`` is the input tile (the blue box); by
+    :class:`~course_lib.models.unet.UNet` has. ``patch_size`` is the input tile (the blue box); by
     default the smallest valid tile whose output covers the whole image (a single tile).
     """
     image_shape = tuple(image_shape)
-    if tile_shape is None:
+    if patch_size is None:
         probe = model.valid_input_shape(image_shape)
         context = [i - o for i, o in zip(probe, model.output_shape(probe), strict=True)]
-        tile_shape = model.valid_input_shape(
+        patch_size = model.valid_input_shape(
             [s + c for s, c in zip(image_shape, context, strict=True)]
         )
-    tile_in = tuple(tile_shape)
+    tile_in = tuple(patch_size)
     if len(tile_in) != len(image_shape):
-        raise ValueError(f"tile_shape {tile_in} needs one entry per image axis {image_shape}")
+        raise ValueError(f"patch_size {tile_in} needs one entry per image axis {image_shape}")
     tile_out = tuple(model.output_shape(tile_in))  # raises for an invalid tile
     # valid input sizes are spaced by the product of the pooling factors: shifting by that
     # spacing moves every pooling grid by whole cells, so tiles must start on multiples of it
@@ -106,8 +106,8 @@ def tile_layout(
     stride = tuple(o // g * g for o, g in zip(tile_out, spacing, strict=True))
     if not all(stride):
         raise ValueError(
-            f"tile_shape {tile_in} gives output tiles {tile_out}, narrower than the valid-size "
-            f"spacing {tuple(spacing)}: use a larger tile_shape"
+            f"patch_size {tile_in} gives output tiles {tile_out}, narrower than the valid-size "
+            f"spacing {tuple(spacing)}: use a larger patch_size"
         )
     counts = [
         max(1, math.ceil((s - o) / st) + 1)
