@@ -35,7 +35,6 @@ from typing import IO, Any
 
 import nbformat
 
-import course_lib
 from course_lib.classroom.assign import METADATA_KEY, exercise_name, exercise_section_start
 from course_lib.classroom.notebook import GRADING_FD_ENV, GRADING_SEED_ENV, Grade
 from course_lib.classroom.sandbox import os_fence
@@ -179,7 +178,7 @@ def _read_events(fd: int, outcome: Outcome, ready: threading.Event) -> None:
 
 
 def _environment(scratch: Path, fd: int, seed: int) -> dict[str, str]:
-    package_parent = str(Path(course_lib.__file__).resolve().parents[1])
+    package_parent = str(Path(__file__).resolve().parents[2])  # the folder holding course_lib/
     path = [package_parent, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     env = {k: os.environ[k] for k in ("PATH", "LANG", "LD_LIBRARY_PATH") if k in os.environ}
     env.update(
