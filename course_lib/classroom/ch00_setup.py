@@ -159,7 +159,7 @@ BALANCE_WEIGHTS = Exercise(
 
 def dice_curve_reference(probabilities: Tensor, target: Tensor, thresholds: Tensor) -> Tensor:
     """Dice of ``probabilities > t`` for every ``t``: by the explorer's ``dice_by_threshold``."""
-    return dice_by_threshold(probabilities.float(), target, thresholds.float())
+    return dice_by_threshold(probabilities, target, thresholds)
 
 
 def _masks(probabilities: Tensor, thresholds: Tensor, above: bool = True) -> Tensor:
@@ -286,15 +286,22 @@ def course_seed(shift: int) -> Iterator[None]:
             os.environ[runtime.SEED_ENV] = before
 
 
+GLOBAL_SEED = 20_150_518
+"""The state of torch's global generator during a :class:`SeededCase` (then restored): an answer
+that draws from it gives the same numbers every time, so the check can recognise it."""
+
+
 class SeededCase(Case):
-    """A case whose calls run with ``COURSE_SEED`` set, as a learner's run with a shifted seed."""
+    """A case whose calls run with ``COURSE_SEED`` set, as a learner's run with a shifted seed, and
+    with torch's global generator in a fixed state that is restored afterwards."""
 
     def __init__(self, label: str, shift: int, *args: Any, **kwargs: Any) -> None:
         super().__init__(label, *args, **kwargs)
         self.shift = shift
 
     def call(self, fn: Callable[..., Any]) -> Any:
-        with course_seed(self.shift):
+        with course_seed(self.shift), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(GLOBAL_SEED)
             return super().call(fn)
 
 
@@ -303,7 +310,7 @@ def _crops_at(image: Tensor, crop: int, corners: Tensor) -> Tensor:
 
 
 def _crops_from(
-    gen_of: Callable[[int], torch.Generator], off_by_one: int = 0, rows_first: bool = False
+    gen_of: Callable[[int], torch.Generator | None], off_by_one: int = 0, rows_first: bool = False
 ) -> Callable[..., Tensor]:
     """Random crops whose corners come from ``gen_of(base)``, for the reference and mistakes."""
 
@@ -340,6 +347,12 @@ CROPS_MISTAKES = (
         "ignores base: every call draws from runtime.generator(0), so two streams of crops that "
         "should differ (training and validation, say) are the same; pass base on",
         _crops_from(lambda base: runtime.generator(0)),
+    ),
+    Mistake(
+        "draws from torch's global generator: its state depends on everything that ran before, "
+        "so rerunning a cell gives other crops, and COURSE_SEED does not shift them; pass "
+        "generator=runtime.generator(base) to torch.randint",
+        _crops_from(lambda base: None),
     ),
     Mistake(
         "draws a (2, n) tensor of corners (all rows, then all columns); the exercise draws one "

@@ -370,6 +370,13 @@ WEIGHT_MAP_MISTAKES = (
         _weights(_paper, w_c="one"),
     ),
     Mistake(
+        "ignores the given w_c and balances the classes itself: add the w_c you are given (a "
+        "course may weigh its classes differently, as this check does)",
+        lambda instances, w_c, w0=10.0, sigma=5.0: weight_map_reference(
+            instances, data.class_balance_weights(instances), w0, sigma
+        ),
+    ),
+    Mistake(
         "puts the border term on the cells too: it belongs to the background pixels only (the "
         "gaps between touching cells that the net must learn to keep open)",
         _weights(_paper, background_only=False),
@@ -399,21 +406,18 @@ def _cells(shape: tuple[int, int], *boxes: tuple[int, int, int, int]) -> Tensor:
 
 
 def _weight_map_public() -> list[Case]:
-    touching = _cells((10, 14), (1, 1, 4, 5), (1, 8, 4, 5), (7, 2, 3, 10))
+    touching = _cells((10, 14), (1, 1, 4, 5), (1, 8, 4, 5), (7, 2, 3, 6))
+    fixed = torch.where(touching > 0, 1.0, 0.3)
     single = _cells((8, 8), (2, 2, 4, 3))
     return [
         Case(
-            "three cells in a 10 x 14 image (gaps of 2 and 2 px), balanced w_c, w0 = 10, σ = 3",
+            "three cells in a 10 x 14 image (gaps of 2 px), w_c = 0.3 on background and 1 on "
+            "cells, w0 = 10, σ = 3",
             touching,
-            data.class_balance_weights(touching),
+            fixed,
             sigma=3.0,
         ),
-        Case(
-            "the same cells, w0 = 5, σ = 5 (the default)",
-            touching,
-            data.class_balance_weights(touching),
-            w0=5.0,
-        ),
+        Case("the same cells and w_c, w0 = 5, σ = 5 (the default)", touching, fixed, w0=5.0),
         Case(
             "a single cell in an 8 x 8 image, balanced w_c",
             single,
