@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from course_lib import distributed
 from course_lib._version import __version__
 
 PROFILE_ENV = "COURSE_PROFILE"
@@ -117,7 +118,8 @@ def _full(dev: torch.device) -> Profile:
 
 
 def device() -> torch.device:
-    """The device to compute on: ``COURSE_DEVICE`` if set, else CUDA when present, else the CPU.
+    """The device to compute on: ``COURSE_DEVICE`` if set, else CUDA when present (under torchrun,
+    this process's GPU, ``cuda:LOCAL_RANK``), else the CPU.
 
     Raises
     ------
@@ -136,7 +138,7 @@ def device() -> torch.device:
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"{DEVICE_ENV}={requested!r} asks for CUDA, but no CUDA device exists")
         return dev
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return distributed.local_device()
 
 
 def _profile_name() -> str:

@@ -11,9 +11,12 @@ What every step does, one named function each (read :func:`fit` top to bottom):
    validation batches; every ``checkpoint_every`` steps and at the end, model, optimizer and
    history written atomically.
 
-Keeping the three apart is what lets a data-parallel run (one process per GPU) change only what
-each needs: every process draws its own share of the batch, runs the same step on its wrapped
-model, and one of them logs, validates and writes the checkpoint.
+Keeping the three apart is what lets a data-parallel run change only what each needs. The same
+script started with ``torchrun --nproc_per_node=N script.py`` (one process per GPU, or N CPU
+processes) trains data-parallel with no change to the call: every process draws its own share of
+each batch, runs the same step on its ``DistributedDataParallel``-wrapped model (gradients
+averaged over the processes), and rank 0 alone shows progress, validates and writes the
+checkpoint. See :mod:`course_lib.distributed`.
 
 Examples
 --------
@@ -41,7 +44,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from course_lib import runtime
+from course_lib import distributed, runtime
 from course_lib.atomic import atomic_path
 from course_lib.ops.checks import check_int
 from course_lib.ops.shapes import center_crop
@@ -226,8 +229,12 @@ def evaluate(
     return {name: total / n for name, total in sums.items()}
 
 
-def draw_batch(stream: Iterator[Batch], device: torch.device) -> Batch:
-    """Step 1 of :func:`fit`: the next ``(input, *targets)`` batch, moved to ``device``.
+def draw_batch(
+    stream: Iterator[Batch], device: torch.device, rank: int = 0, world: int = 1
+) -> Batch:
+    """Step 1 of :func:`fit`: the next ``(input, *targets)`` batch, moved to ``device``; in a
+    data-parallel run of ``world`` processes, process ``rank``'s share of it
+    (:func:`course_lib.distributed.batch_share`).
 
     Examples
     --------
@@ -236,7 +243,7 @@ def draw_batch(stream: Iterator[Batch], device: torch.device) -> Batch:
     >>> x.shape, y.shape
     (torch.Size([1, 1, 2, 2]), torch.Size([1, 2, 2]))
     """
-    return _to_device(next(stream), device)
+    return distributed.batch_share(_to_device(next(stream), device), rank, world)
 
 
 def train_step(
@@ -317,26 +324,33 @@ def end_of_step(
     """Step 3 of :func:`fit`: record the loss; validate and write a checkpoint when due.
 
     Validation runs every ``val_every`` steps and after the last one (see :func:`evaluate`); the
-    checkpoint is written every ``checkpoint_every`` steps and after the last one.
+    checkpoint is written every ``checkpoint_every`` steps and after the last one. In a
+    data-parallel run, rank 0 validates (the others get its values, so every process returns the
+    same history) and writes the checkpoint while the others wait.
     """
     history.train_loss.append(loss)
     history.seconds += seconds
     last = step == schedule.iterations
+    rank = distributed.rank_and_world()[0]
     if schedule.val_batches is not None and (step % schedule.val_every == 0 or last):
-        values = evaluate(
-            model,
-            schedule.val_batches,
-            schedule.val_loss_fn,
-            schedule.metrics,
-            predict=schedule.predict,
-            amp=schedule.amp,
-        )
+        values = None
+        if rank == 0:
+            values = evaluate(
+                model,
+                schedule.val_batches,
+                schedule.val_loss_fn,
+                schedule.metrics,
+                predict=schedule.predict,
+                amp=schedule.amp,
+            )
         history.val_steps.append(step)
-        for name, value in values.items():
+        for name, value in distributed.from_rank_zero(values).items():
             history.val.setdefault(name, []).append(value)
     every = schedule.checkpoint_every
     if schedule.checkpoint is not None and (last or (every and step % every == 0)):
-        save_checkpoint(schedule.checkpoint, model, optimizer, history, schedule.scheduler)
+        if rank == 0:
+            save_checkpoint(schedule.checkpoint, model, optimizer, history, schedule.scheduler)
+        distributed.barrier()
 
 
 def fit(
@@ -408,12 +422,22 @@ def fit(
     resume : bool
         Continue from ``checkpoint`` if it exists: weights, optimizer, history and step count.
     progress : bool
-        Show a tqdm progress bar with the running loss.
+        Show a tqdm progress bar with the running loss (rank 0 only, in a data-parallel run).
 
     Returns
     -------
     History
-        Training loss per step, validation loss and metrics at ``history.val_steps``.
+        Training loss per step, validation loss and metrics at ``history.val_steps``. In a
+        data-parallel run (the script started by ``torchrun``), the training loss is the mean over
+        the processes, and every process returns the same history.
+
+    Notes
+    -----
+    Under ``torchrun --nproc_per_node=N`` (see :mod:`course_lib.distributed`), each batch that
+    ``batches`` yields is the global batch: each of the N processes trains on its ``1/N`` of it, so
+    the batch size must be a multiple of N. With a loss that averages over samples and no batch
+    norm, the run takes the same steps as one process given the same batches (up to float
+    rounding in the averaging of gradients).
     """
     if (iterations is None) == (epochs is None):
         raise ValueError(f"give exactly one of iterations and epochs, got {iterations=}, {epochs=}")
@@ -443,19 +467,32 @@ def fit(
         scheduler=scheduler,
     )
 
+    parallel = distributed.init_from_environment(device)
+    rank, world = distributed.rank_and_world()
     history = History()
     if resume and Path(checkpoint).exists():  # type: ignore[arg-type]
         history = load_checkpoint(checkpoint, model, optimizer, scheduler)  # type: ignore[arg-type]
     stream = _batch_stream(batches, start=history.steps)
-    model.train()
+    # DistributedDataParallel: rank 0's weights to all at the start, gradients averaged in backward
+    net = (
+        nn.parallel.DistributedDataParallel(
+            model, device_ids=[device] if device.type == "cuda" else None
+        )
+        if parallel
+        else model
+    )
+    net.train()
     bar = tqdm(
-        range(history.steps + 1, iterations + 1), disable=not progress, desc="training", leave=False
+        range(history.steps + 1, iterations + 1),
+        disable=not progress or rank != 0,
+        desc="training",
+        leave=False,
     )
     for step in bar:
         tic = time.perf_counter()
-        batch = draw_batch(stream, device)
+        batch = draw_batch(stream, device, rank, world)
         loss = train_step(
-            model,
+            net,
             batch,
             loss_fn,
             optimizer,
@@ -465,6 +502,7 @@ def fit(
             clip_grad_norm=clip_grad_norm,
             scheduler=scheduler,
         )
+        loss = distributed.mean_over_ranks(loss, device)
         end_of_step(step, loss, time.perf_counter() - tic, history, model, optimizer, schedule)
         bar.set_postfix(loss=f"{loss:.4f}")
     bar.close()

@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "ops": 0,  # center_crop, EDT, connected components, argument checks: imports nothing
     "_version": 0,
     "atomic": 0,
+    "distributed": 0,  # joining torchrun's process group, batch shares: imports nothing
     "runtime": 1,
     "blocks": 2,
     "losses": 3,
