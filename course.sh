@@ -89,6 +89,13 @@ setup() {
     installer -r requirements.txt "$@"
 }
 
+install_nnunet() {
+    # nnU-Net v2 for the tests that hand the course's datasets to it; without its dependencies
+    # (see requirements-nnunet.txt), which requirements-dev.txt lists instead.
+    say "Installing nnU-Net v2 (for the hand-off tests)"
+    installer --no-deps -r requirements-nnunet.txt
+}
+
 make_data() {
     say "Generating the course data (kept when already valid)"
     COURSE_PROFILE=quick "$VENV/bin/python" data_scripts/make_data.py --profile quick
@@ -110,6 +117,7 @@ setup)
     ;;
 test)
     setup -r requirements-dev.txt
+    install_nnunet
     say "Running the test suite (unit tests, and every chapter as Colab opens it, quick profile)"
     export COURSE_PROFILE=quick
     # Two pytest workers share the 2 cores: one thread each, or the workers fight over them.

@@ -170,12 +170,17 @@ def _to_device(batch: Batch, device: torch.device) -> Batch:
     return tuple(t.to(device, non_blocking=True) for t in batch)
 
 
+def _at_least_float32(t: Tensor) -> Tensor:
+    return t.float() if t.is_floating_point() and t.element_size() < 4 else t
+
+
 def _as_float(output: Output) -> Output:
-    # the loss in float32: softmax and log of half-precision logits lose too much
+    # the loss in float32 at least: softmax and log of half-precision logits lose too much (a
+    # float64 model keeps float64)
     if isinstance(output, tuple):
         logits, auxiliary = output
-        return logits.float(), [a.float() for a in auxiliary]
-    return output.float()
+        return _at_least_float32(logits), [_at_least_float32(a) for a in auxiliary]
+    return _at_least_float32(output)
 
 
 def _crop_targets(output: Output, targets: tuple[Tensor, ...]) -> tuple[Tensor, ...]:

@@ -26,8 +26,8 @@ def make_fixtures() -> ModuleType:
     return module
 
 
-def assert_plans_match(ours: dict, expected: dict) -> None:
-    """Integers and names exactly, spacings and medians to 1e-9 relative."""
+def assert_plans_match(ours: dict, expected: dict, rtol: float = 1e-9) -> None:
+    """Integers and names exactly, spacings and medians to ``rtol`` relative."""
     assert ours["transpose_forward"] == expected["transpose_forward"]
     assert ours["transpose_backward"] == expected["transpose_backward"]
     assert sorted(ours["configurations"]) == sorted(expected["configurations"])
@@ -35,7 +35,7 @@ def assert_plans_match(ours: dict, expected: dict) -> None:
         got = ours["configurations"][name]
         for key, value in exp.items():
             if key in ("spacing", "median_image_size_in_voxels"):
-                np.testing.assert_allclose(got[key], value, rtol=1e-9, err_msg=f"{name}.{key}")
+                np.testing.assert_allclose(got[key], value, rtol=rtol, err_msg=f"{name}.{key}")
             elif key == "architecture":
                 arch = got["architecture"]["arch_kwargs"]
                 for k, v in value.items():

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from _nnunet_fixtures import load_json
 
+from course_lib.data import UNLABELED
 from course_lib.nnunet.fingerprint import (
     extract_fingerprint,
     fingerprint_from_arrays,
@@ -90,3 +91,17 @@ def test_bad_input_raises() -> None:
         fingerprint_from_arrays([], [], [])
     with pytest.raises(ValueError, match="spatial shape"):
         fingerprint_from_arrays([np.ones((1, 3, 3, 3))], [np.ones((2, 2, 2))], [(1, 1, 1)])
+
+
+def test_unlabelled_voxels_count_as_foreground_as_nnunets_ignore_label() -> None:
+    """nnU-Net writes the ignore label as the highest id (> 0), so its fingerprint draws them."""
+    image = np.arange(4 * 5 * 5, dtype=np.float32).reshape(1, 4, 5, 5) + 1.0
+    label = np.zeros((4, 5, 5), np.int64)
+    label[0] = 1
+    label[3] = UNLABELED
+    as_on_disk = np.where(label == UNLABELED, 2, label)
+    ours = fingerprint_from_arrays([image], [label], [(1.0, 1.0, 1.0)], num_samples=1000)
+    disk = fingerprint_from_arrays([image], [as_on_disk], [(1.0, 1.0, 1.0)], num_samples=1000)
+    assert ours == disk
+    stats = ours["foreground_intensity_properties_per_channel"]["0"]
+    assert stats["max"] == image[0, 3].max()  # the unlabelled slice was drawn from

@@ -11,6 +11,7 @@ import pytest
 from _nnunet_fixtures import assert_plans_match, load_json
 
 from course_lib.data.nifti import read_nnunet_raw
+from course_lib.nnunet.fingerprint import fingerprint_from_arrays
 from course_lib.nnunet.planning import plan_experiment
 from course_lib.nnunet.preprocessing import (
     crop_to_nonzero,
@@ -117,3 +118,24 @@ def test_bad_input_raises() -> None:
         crop_to_nonzero(np.zeros((1, 3, 3)), np.zeros((1, 2, 2)))
     with pytest.raises(ValueError, match="not in the plans"):
         preprocess_case(np.zeros((1, 2, 2, 2)), None, (1, 1, 1), {"configurations": {}}, "3d")
+
+
+def test_preprocess_case_leaves_the_callers_array_alone() -> None:
+    rng = np.random.default_rng(0)
+    image = rng.normal(100.0, 20.0, (1, 6, 10, 10)).astype(np.float32)
+    label = (image > 110).astype(np.int64)
+    fingerprint = fingerprint_from_arrays([image], [label], [(2.0, 1.0, 1.0)])
+    plans = plan_experiment(
+        fingerprint,
+        {
+            "channel_names": {"0": "CT"},
+            "labels": {"background": 0, "x": 1},
+            "numTraining": 1,
+            "file_ending": ".nii.gz",
+        },
+    )
+    before = image.copy()
+    first, _, _ = preprocess_case(image, label, (2.0, 1.0, 1.0), plans, "3d_fullres")
+    again, _, _ = preprocess_case(image, label, (2.0, 1.0, 1.0), plans, "3d_fullres")
+    np.testing.assert_array_equal(image, before)  # normalisation wrote into a copy
+    np.testing.assert_array_equal(first, again)

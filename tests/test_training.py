@@ -227,3 +227,20 @@ def test_clip_grad_norm_bounds_each_step():
     fit(model, _toy_batches(1), huge_loss, opt, iterations=1, clip_grad_norm=0.1, progress=False)
     after = torch.cat([p.detach().flatten() for p in model.parameters()])
     assert (after - before).norm() == pytest.approx(0.1, rel=1e-4)
+
+
+def test_fit_keeps_a_float64_model_in_float64():
+    """The loss is computed in at least float32 (half-precision logits are upcast), never lower
+    than the model's own precision."""
+    model = nn.Conv2d(1, 2, 3, padding=1).double()
+    x = torch.randn(2, 1, 6, 6, dtype=torch.float64)
+    y = (x[:, 0] > 0).long()
+    seen = []
+
+    def loss_fn(out, target):
+        seen.append(out.dtype)
+        return F.cross_entropy(out, target)
+
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    fit(model, [(x, y)], loss_fn, opt, iterations=2, progress=False)
+    assert seen == [torch.float64, torch.float64]

@@ -49,12 +49,12 @@ def test_two_processes_with_half_batches_match_one_process(two_processes, one_pr
     two, one = two_processes["uninterrupted"], one_process["uninterrupted"]
     assert two["batch_seen"] == [2] and one["batch_seen"] == [4]  # each process its share
     assert len(two["train_loss"]) == 6 and two["val_steps"] == one["val_steps"] == [3, 6]
-    torch.testing.assert_close(two["train_loss"], one["train_loss"], rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(two["val"], one["val"], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(two["train_loss"], one["train_loss"], rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(two["val"], one["val"], rtol=1e-9, atol=1e-12)
     torch.testing.assert_close(
         two_processes["weights"]["uninterrupted"],
         one_process["weights"]["uninterrupted"],
-        rtol=1e-5,
+        rtol=1e-9,
         atol=1e-6,
     )
     assert two["train_loss"][-1] < two["train_loss"][0]  # and the run did learn

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from course_lib.data.cases import UNLABELED
 from course_lib.nnunet.preprocessing import crop_to_nonzero
 
 NUM_FOREGROUND_SAMPLES = 10e7  # nnU-Net's num_foreground_voxels_for_intensitystats (whole dataset)
@@ -120,7 +121,10 @@ def fingerprint_from_arrays(
     images
         Per case ``(C, *spatial)`` in the reader's axis order (z, y, x for the course's NIfTI).
     labels
-        Per case ``(1, *spatial)`` or ``(*spatial)`` integer labels (> 0 is foreground).
+        Per case ``(1, *spatial)`` or ``(*spatial)`` integer labels (> 0 is foreground). Unlabelled
+        voxels (:data:`~course_lib.data.UNLABELED`, nnU-Net's ``ignore`` label) count as
+        foreground, as nnU-Net counts its ignore label: it is the highest label id on disk, so
+        ``label > 0`` holds there too.
     spacings
         Per case, in the same axis order.
     num_samples
@@ -141,6 +145,7 @@ def fingerprint_from_arrays(
         image = np.asarray(image, dtype=np.float32)
         label = np.asarray(label)
         label = label[None] if label.ndim == image.ndim - 1 else label
+        label = np.where(label == UNLABELED, 1, label)  # ignore > 0 on disk: foreground to nnU-Net
         if image.shape[0] != n_channels or label.shape[1:] != image.shape[1:]:
             raise ValueError(
                 f"every case needs {n_channels} channels and a label of its spatial shape; got "

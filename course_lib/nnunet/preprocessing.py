@@ -197,7 +197,7 @@ def preprocess_case(
     config = plans["configurations"][configuration]
     if "inherits_from" in config:
         config = {**plans["configurations"][config["inherits_from"]], **config}
-    data = np.asarray(data, dtype=np.float32)
+    data = np.array(data, dtype=np.float32)  # a copy: normalisation writes into it
     if len(spacing) != data.ndim - 1:
         raise ValueError(
             f"spacing needs {data.ndim - 1} entries for data {data.shape}, got {spacing}"
