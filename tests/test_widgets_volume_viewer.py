@@ -85,3 +85,24 @@ def test_bad_input_raises(case: tuple) -> None:
         volume_viewer(image, spacing=(1.0, 1.0))
     with pytest.raises(ValueError, match="unknown control"):
         volume_viewer(image).update(slice=3)
+
+
+def test_legend_names_each_class_in_its_colour(case: tuple) -> None:
+    image, label, prediction = case
+    viewer = volume_viewer(image, label, prediction, classes={1: "organ", 2: "lesion"})
+    (legend,) = viewer.update(overlay="label").legends
+    assert [t.get_text() for t in legend.get_texts()] == ["organ", "lesion"]
+    colours = [tuple(patch.get_facecolor()[:3]) for patch in legend.get_patches()]
+    np.testing.assert_allclose(colours, [CLASS_COLORS[1], CLASS_COLORS[2]])
+    assert legend.get_visible()
+    assert not viewer.update(overlay="none").legends[0].get_visible()  # nothing tinted
+    (default,) = volume_viewer(image, label).update().legends  # named by the classes present
+    assert [t.get_text() for t in default.get_texts()] == ["class 1"]
+
+
+def test_slice_slider_shows_the_range_of_the_current_axis(case: tuple) -> None:
+    image, label, _ = case
+    viewer = volume_viewer(image, label)
+    assert "0 to 9" in viewer.controls["index"].description
+    viewer.update(axis=2)
+    assert "0 to 29" in viewer.controls["index"].description

@@ -4,7 +4,7 @@ The factory :func:`volume_viewer` returns an :class:`~course_lib.widgets.Interac
 ``.show()`` in a notebook to move the controls, or ``.update(axis=..., index=...)`` to get a
 redrawn figure without a browser (tests, notebook asserts). Axes are in millimetres, so the slices
 of an anisotropic volume look as coarse as they are; classes keep the course's colours
-(:data:`course_lib.viz.CLASS_COLORS`).
+(:data:`course_lib.viz.CLASS_COLORS`), named in a legend.
 
 Examples
 --------
@@ -19,15 +19,17 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import ipywidgets
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
+from matplotlib.patches import Patch
 
-from course_lib.viz import label_overlay
-from course_lib.widgets._base import InteractiveFigure
+from course_lib.viz import CLASS_COLORS, label_overlay
+from course_lib.widgets._base import TITLE, InteractiveFigure, slider, toggle_row
 
 AXES = (("axial", "z"), ("coronal", "y"), ("sagittal", "x"))
 """The plane cut across each array axis of a ``(D, H, W)`` volume, and that axis's letter."""
@@ -60,6 +62,7 @@ def volume_viewer(
     spacing: Sequence[float] = (1.0, 1.0, 1.0),
     window: tuple[float, float] | None = None,
     title: str | None = None,
+    classes: Mapping[int, str] | None = None,
 ) -> InteractiveFigure:
     """An interactive slice view of a ``(D, H, W)`` volume with optional label and prediction.
 
@@ -80,6 +83,9 @@ def volume_viewer(
         Intensity range shown; default the 0.5-99.5 percentiles of the volume.
     title
         Figure title; default says what the overlay shows.
+    classes
+        Name of each class id for the colour legend; default ``"class k"`` for every class in the
+        label or prediction.
 
     Returns
     -------
@@ -100,47 +106,84 @@ def volume_viewer(
     if lab is not None and pred is not None:
         overlays.append("both")
 
+    present = sorted({int(k) for m in (lab, pred) if m is not None for k in np.unique(m)} - {0})
+    names = dict(classes) if classes is not None else {k: f"class {k}" for k in present}
+    legend = [
+        Patch(color=CLASS_COLORS[k], label=names[k])
+        for k in sorted(names)
+        if k in CLASS_COLORS and k != 0
+    ]
+
+    figures: dict[int, tuple[Figure, list[AxesImage]]] = {}
+
+    def figure(panels: int) -> tuple[Figure, list[AxesImage]]:
+        """The figure with ``panels`` slices side by side, made on first use."""
+        if panels not in figures:
+            width = 3.3 * panels + 1.5  # inches: 330 px per panel and the legend
+            margins = {"left": 0.5 / width, "right": 1 - 1.5 / width, "wspace": 0.3}
+            fig = Figure(figsize=(width, 3.5))
+            axes = fig.subplots(
+                1, panels, squeeze=False, gridspec_kw={**margins, "bottom": 0.13, "top": 0.84}
+            )[0]
+            images = [
+                ax.imshow(np.zeros((1, 1)), cmap="gray", interpolation="nearest") for ax in axes
+            ]
+            for ax in axes:
+                ax.tick_params(labelsize=7)
+            if legend:
+                fig.legend(handles=legend, loc="center right", fontsize=8, frameon=False)
+            if title or panels == 2:
+                fig.suptitle(
+                    title or "Label (left) and prediction (right): where do they disagree?"
+                )
+            figures[panels] = fig, images
+        return figures[panels]
+
     def draw(axis: int, index: int, overlay: str, alpha: float) -> Figure:
         plane_name, letter = AXES[axis]
         cut = [slice(None)] * 3
         cut[axis] = slice(index, index + 1)
         rows, cols = (s for a, s in enumerate(zip(img.shape, spacing, strict=True)) if a != axis)
-        extent = (0.0, cols[0] * cols[1], rows[0] * rows[1], 0.0)  # mm, origin at the top left
+        height_mm, width_mm = rows[0] * rows[1], cols[0] * cols[1]
         plane = np.clip(img[tuple(cut)].squeeze(axis), lo, hi)
         shown = ["label", "prediction"] if overlay == "both" else [overlay]
-        fig = Figure(figsize=(4.6 * len(shown), 4.4), layout="constrained")
-        axes = fig.subplots(1, len(shown), squeeze=False)[0]
+        fig, images = figure(len(shown))
         others = [other for a, (_, other) in enumerate(AXES) if a != axis]
-        for ax, name in zip(axes, shown, strict=True):
+        for ax, image, name in zip(fig.axes, images, shown, strict=True):
             overlay_map = maps.get(name)
-            data = (
-                plane
-                if overlay_map is None
-                else label_overlay(plane, overlay_map[tuple(cut)].squeeze(axis), alpha=alpha)
-            )
-            ax.imshow(data, cmap="gray", extent=extent, interpolation="nearest")
+            if overlay_map is None:
+                image.set_data(plane)
+                image.set_clim(plane.min(), plane.max())
+            else:
+                cut_map = overlay_map[tuple(cut)].squeeze(axis)
+                image.set_data(label_overlay(plane, cut_map, alpha=alpha))
+            image.set_extent((0.0, width_mm, height_mm, 0.0))  # mm, origin at the top left
+            ax.set(xlim=(0.0, width_mm), ylim=(height_mm, 0.0))
             ax.set_title(
                 f"{plane_name} slice {letter} = {index} ({index * spacing[axis]:.1f} mm): {name}",
-                fontsize=9,
+                **TITLE,
             )
-            ax.set_xlabel(f"{others[1]} (mm)", fontsize=8)
-            ax.set_ylabel(f"{others[0]} (mm)", fontsize=8)
-            ax.tick_params(labelsize=7)
-        if title or overlay == "both":
-            fig.suptitle(title or "Label (left) and prediction (right): where do they disagree?")
+            ax.set_xlabel(f"{others[1]} (mm)", fontsize=8, labelpad=1)
+            ax.set_ylabel(f"{others[0]} (mm)", fontsize=8, labelpad=1)
+        for shown_legend in fig.legends:
+            shown_legend.set_visible(overlay != "none")
         return fig
 
     axis_control = ipywidgets.Dropdown(
         options=[(f"{name} ({letter})", a) for a, (name, letter) in enumerate(AXES)],
         value=0,
         description="plane",
+        layout=ipywidgets.Layout(width="14em"),
+        style={"description_width": "3.5em"},
     )
-    index_control = ipywidgets.IntSlider(
-        value=_busiest_slice(lab) if lab is not None else img.shape[0] // 2,
-        min=0,
-        max=img.shape[0] - 1,
-        description="slice",
-        continuous_update=False,
+    index_control = slider(
+        ipywidgets.IntSlider,
+        "slice",
+        _busiest_slice(lab) if lab is not None else img.shape[0] // 2,
+        0,
+        img.shape[0] - 1,
+        width="36em",
+        description_width="4em",
     )
 
     def follow_axis(change: dict) -> None:
@@ -152,10 +195,28 @@ def volume_viewer(
         "axis": axis_control,
         "index": index_control,
         "overlay": ipywidgets.ToggleButtons(
-            options=overlays, value=overlays[-1], description="overlay"
+            options=overlays,
+            value=overlays[-1],
+            description="overlay",
+            style={"description_width": "4em", "button_width": "7em"},
+            layout=toggle_row(),
         ),
-        "alpha": ipywidgets.FloatSlider(
-            value=0.45, min=0.0, max=1.0, step=0.05, description="opacity"
+        "alpha": slider(
+            ipywidgets.FloatSlider,
+            "opacity",
+            0.45,
+            0.0,
+            1.0,
+            step=0.05,
+            width="25em",
+            description_width="4em",
         ),
     }
-    return InteractiveFigure(draw=draw, controls=controls)
+    row = ipywidgets.Layout(flex_flow="row wrap", grid_gap="0 1.5em", align_items="center")
+    panel = ipywidgets.VBox(
+        [
+            ipywidgets.HBox([controls["axis"], controls["index"]], layout=row),
+            ipywidgets.HBox([controls["overlay"], controls["alpha"]], layout=row),
+        ]
+    )
+    return InteractiveFigure(draw=draw, controls=controls, panel=panel)
