@@ -43,7 +43,7 @@ from matplotlib.figure import Figure
 
 DPI = 100
 """Figures are drawn at 100 dots per inch: a figure of 9 x 3.6 inches is a 900 x 360 px image."""
-SETTLE_S = 0.05
+SETTLE_S = 0.02
 """How long a change waits to be drawn, so that the changes queued behind it are drawn with it."""
 CONTROLS_TEXT = (
     "[The controls of the figure below appear here when this cell runs in JupyterLab or Colab.]"
@@ -93,7 +93,7 @@ def toggle_row() -> ipywidgets.Layout:
     return ipywidgets.Layout(display="flex", align_items="center")
 
 
-def two_lines(name: str, note: str) -> str:
+def _two_lines(name: str, note: str) -> str:
     """A control's description (HTML): its name, and a smaller, lighter note under it."""
     return (
         f"<span style='display:block;line-height:1.2'>{html.escape(name)}</span>"
@@ -132,7 +132,7 @@ def slider(
     )
 
     def label(_change: object = None) -> None:
-        control.description = two_lines(
+        control.description = _two_lines(
             description, range_text or f"{control.min:g} to {control.max:g}"
         )
 
