@@ -41,6 +41,9 @@ finally:
 class NotebookRun:
     wall_s: float
     """Seconds from start to the kernel's exit."""
+    cpu_s: float
+    """CPU seconds (user + system) of the runner and its kernel: unlike the wall time, it hardly
+    moves when other programs load the machine, so budgets are checked against it."""
     peak_mib: float
     """Largest resident set of the runner and its kernel, in MiB."""
     returncode: int
@@ -63,4 +66,5 @@ def run_notebook(
     # Linux ru_maxrss is the largest resident set among them, in KiB.
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
-    return NotebookRun(wall, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status))
+    cpu = usage.ru_utime + usage.ru_stime
+    return NotebookRun(wall, cpu, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status))

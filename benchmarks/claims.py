@@ -133,7 +133,11 @@ def run_setting(setting: Setting, profile: str) -> Outcome:
             "MKL_NUM_THREADS": str(setting.threads),
         }
         run = run_notebook(source, workdir, env, out=executed, allow_errors=True)
-        print(f"  {setting.label}: {run.wall_s:.0f} s", file=sys.stderr, flush=True)
+        print(
+            f"  {setting.label}: {run.wall_s:.0f} s ({run.cpu_s:.0f} CPU s)",
+            file=sys.stderr,
+            flush=True,
+        )
         raw = json.loads(records.read_text(encoding="utf-8")) if records.is_file() else []
         first_error = _first_error(executed) if executed.is_file() else 0
     asserts: dict[tuple[int, int], dict[str, object]] = {}

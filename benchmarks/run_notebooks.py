@@ -40,7 +40,7 @@ def run_one(path: Path, profile: str, threads: int, render_dir: Path | None) -> 
         }
         out = render_dir / path.name if render_dir else None
         run = run_notebook(path, Path(tmp), env, out=out)
-    print(f"  {path.name}: {run.wall_s:.1f} s", file=sys.stderr, flush=True)
+    print(f"  {path.name}: {run.wall_s:.1f} s ({run.cpu_s:.1f} CPU s)", file=sys.stderr, flush=True)
     return run
 
 
@@ -69,13 +69,16 @@ def main(argv: list[str] | None = None) -> int:
         f"\nprofile={args.profile}, {args.jobs} at a time with {args.threads} thread(s) each, "
         f"{os.cpu_count()} CPU cores\n"
     )
-    print(f"| {'notebook':<34} | {'wall time (s)':>13} | {'peak memory (MiB)':>17} | status |")
-    print(f"|{'-' * 36}|{'-' * 15}:|{'-' * 19}:|--------|")
+    print(f"| {'notebook':<34} | wall time (s) | CPU time (s) | peak memory (MiB) | status |")
+    print(f"|{'-' * 36}|--------------:|-------------:|------------------:|--------|")
     for path, run in zip(notebooks, runs, strict=True):
         status = "ok" if run.returncode == 0 else f"FAILED ({run.returncode})"
-        print(f"| {path.name:<34} | {run.wall_s:>13.1f} | {run.peak_mib:>17.0f} | {status} |")
-    total = sum(r.wall_s for r in runs)
-    print(f"| {'total':<34} | {total:>13.1f} | {'':>17} |        |")
+        print(
+            f"| {path.name:<34} | {run.wall_s:>13.1f} | {run.cpu_s:>12.1f} | {run.peak_mib:>17.0f} "
+            f"| {status} |"
+        )
+    wall, cpu = sum(r.wall_s for r in runs), sum(r.cpu_s for r in runs)
+    print(f"| {'total':<34} | {wall:>13.1f} | {cpu:>12.1f} | {'':>17} |        |")
     return 1 if any(r.returncode for r in runs) else 0
 
 
