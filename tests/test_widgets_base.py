@@ -12,14 +12,24 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import re
 
 import ipywidgets
 import nbformat
+import numpy as np
+import PIL.Image
 import pytest
+import torch
 from matplotlib.figure import Figure
 
-from course_lib.widgets import InteractiveFigure, _base
+from course_lib.widgets import (
+    InteractiveFigure,
+    _base,
+    loss_explorer,
+    threshold_explorer,
+    volume_viewer,
+)
 from course_lib.widgets._base import CONTROLS_TEXT, SETTLE_S, slider
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -204,3 +214,64 @@ def test_without_a_front_end_the_notebook_holds_the_last_figure_once():
     assert len(resources["outputs"]) == 1 and markdown.count("![png]") == 1
     html, _ = nbconvert.HTMLExporter().from_notebook_node(notebook)
     assert len(re.findall(r"<img [^>]*src=\"data:image/png", html)) == 1
+
+
+def _pixels(png: bytes) -> np.ndarray:
+    return np.asarray(PIL.Image.open(io.BytesIO(png)).convert("RGBA"), dtype=np.int16)
+
+
+def _drawn_in_full(figure: Figure) -> np.ndarray:
+    """The figure drawn as a whole, every artist in its place (no blitting)."""
+    animated = figure.findobj(lambda artist: artist.get_animated())
+    for artist in animated:
+        artist.set_animated(False)
+    try:
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=_base.DPI)
+    finally:
+        for artist in animated:
+            artist.set_animated(True)
+    return _pixels(buffer.getvalue())
+
+
+def _volume():
+    generator = torch.Generator().manual_seed(0)
+    image = torch.rand(12, 20, 16, generator=generator)
+    label = (image > 0.7).long() + (image > 0.9).long()
+    return volume_viewer(image, label, label.flip(1), spacing=(3.0, 1.0, 1.0))
+
+
+def _threshold():
+    generator = torch.Generator().manual_seed(0)
+    probabilities = torch.rand(40, 40, generator=generator)
+    return threshold_explorer(probabilities, probabilities > 0.6)
+
+
+@pytest.mark.parametrize(
+    "make, moves",
+    [
+        (_threshold, [{"threshold": 0.3}, {"threshold": 0.7}]),
+        (
+            _volume,
+            [{"index": 3}, {"index": 4, "alpha": 0.9}, {"axis": 2}, {"index": 1},
+             {"overlay": "label"}, {"overlay": "both"}, {"index": 5}],
+        ),
+        (
+            lambda: loss_explorer(("bce", "dice"), n_pixels=60),
+            [{"p": 0.6}, {"p": 0.2}, {"fg_size": 2}, {"p": 0.9}, {"x_axis": "logit"},
+             {"losses": ("focal",)}, {"p": 0.5}],
+        ),
+    ],
+    ids=["threshold", "volume", "loss"],
+)  # fmt: skip
+def test_a_redrawn_figure_equals_the_figure_drawn_in_full(make, moves):
+    """Blitting (figure_png redraws only the animated artists over the last full drawing) shows
+    what drawing the whole figure would: nothing it keeps from before is out of date, nothing it
+    redraws covers what lies over it. Each move is checked, the cheap ones and the full ones."""
+    widget = make()
+    for move in [{}, *moves]:
+        figure = widget.update(**move)
+        blitted, full = _pixels(_base.figure_png(figure)), _drawn_in_full(figure)
+        assert blitted.shape == full.shape
+        differ = (np.abs(blitted - full).max(axis=-1) > 8).mean()
+        assert differ < 1e-4, f"after {move}: {differ:.2%} of the pixels differ"

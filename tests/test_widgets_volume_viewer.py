@@ -42,7 +42,19 @@ def test_slice_range_follows_the_axis(case: tuple) -> None:
     assert viewer.controls["index"].max == 29
     assert fig.axes[0].get_title().startswith("sagittal slice x = 25")
     viewer.update(axis=0)
-    assert viewer.values["index"] == 9  # clamped into the shorter axis
+    assert viewer.values["index"] == 6  # a new plane starts on its busiest slice
+
+
+def test_a_new_plane_starts_on_its_slice_through_the_most_label(case: tuple) -> None:
+    image, label, _ = case
+    viewer = volume_viewer(image, label)
+    viewer.controls["axis"].value = 2  # as its buttons set it: the label spans x = 10..19
+    assert viewer.values["index"] == 10
+    viewer.controls["axis"].value = 1  # y = 5..11
+    assert viewer.values["index"] == 5 and viewer.controls["index"].max == 19
+    unlabelled = volume_viewer(image, torch.zeros_like(label))
+    unlabelled.controls["axis"].value = 2
+    assert unlabelled.values["index"] == 15  # nothing labelled: the middle slice
 
 
 def test_axes_are_in_millimetres(case: tuple) -> None:

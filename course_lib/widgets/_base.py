@@ -33,12 +33,15 @@ import base64
 import html
 import io
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import ipywidgets
+import PIL.Image
 from IPython.display import DisplayHandle, display
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 DPI = 100
@@ -60,10 +63,37 @@ def _quiet_line(text: str) -> str:
     return f"<span style='opacity:0.7'>{html.escape(text)}</span>"
 
 
+_BACKGROUNDS: weakref.WeakKeyDictionary[Figure, Any] = weakref.WeakKeyDictionary()
+"""Each figure's pixels without its animated artists, as last drawn in full."""
+
+
 def figure_png(figure: Figure) -> bytes:
-    """The figure as PNG bytes at :data:`DPI` (fast zlib level: it is redrawn on every change)."""
+    """The figure as PNG bytes at :data:`DPI` (fast zlib level: it is redrawn on every change).
+
+    Blitting: the artists a widget marks ``set_animated(True)`` (what a control moves: a mask, a
+    marker, a title) are drawn over a background of everything else, kept from the last full
+    draw. The background is drawn again only when something in it changed: matplotlib marks the
+    figure stale then, and never for a change of an animated artist. Axes, ticks and their labels
+    are most of a figure's drawing time, and most moves of a control leave them as they are.
+    """
+    if figure.dpi != DPI:
+        figure.set_dpi(DPI)  # marks the figure stale
+    canvas = figure.canvas
+    if not isinstance(canvas, FigureCanvasAgg):
+        canvas = FigureCanvasAgg(figure)
+    background = _BACKGROUNDS.get(figure)
+    if background is None or figure.stale:
+        canvas.draw()  # everything but the animated artists
+        background = _BACKGROUNDS[figure] = canvas.copy_from_bbox(figure.bbox)
+    else:
+        canvas.restore_region(background)
+    animated = figure.findobj(lambda artist: artist.get_animated() and artist.get_visible())
+    for artist in sorted(animated, key=lambda artist: artist.get_zorder()):
+        figure.draw_artist(artist)
+    width, height = canvas.get_width_height()
+    image = PIL.Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI, pil_kwargs={"compress_level": 1})
+    image.save(buffer, format="png", compress_level=1)
     return buffer.getvalue()
 
 

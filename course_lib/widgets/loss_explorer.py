@@ -216,10 +216,10 @@ when one of them is selected)."""
 _MARGINS = {
     "left": 0.075,
     "right": 0.99,
-    "bottom": 0.11,
-    "top": 0.86,
+    "bottom": 0.12,
+    "top": 0.85,
     "wspace": 0.2,
-    "hspace": 0.55,
+    "hspace": 0.6,
 }
 _LINTHRESH = {"p": 1e-4, "logit": 1e-5}
 """Linear range of the symmetric-log gradient axes (a Dice gradient at p = 1 is exactly 0)."""
@@ -247,7 +247,7 @@ class _LossFigure:
 
     def __init__(self, n_pixels: int) -> None:
         self.n_pixels = n_pixels
-        self.figure = Figure(figsize=(9.2, 3.7))
+        self.figure = Figure(figsize=(9.2, 3.4))
         (self.ax_loss, self.ax_p), (self.ax_x, self.ax_size) = self.figure.subplots(
             2, 2, gridspec_kw=_MARGINS
         )
@@ -274,7 +274,12 @@ class _LossFigure:
                 self.lines[name, "closed_p"] = self.ax_p.plot([], [], **_CLOSED_STYLE)[0]
                 self.lines[name, "closed_logit"] = self.ax_x.plot([], [], **_CLOSED_STYLE)[0]
         self.markers = [ax.axvline(0.0, color="0.5", lw=0.8) for ax in self.figure.axes]
+        # Moving p moves the markers and the size panel only: they are redrawn on each draw,
+        # over the other panels as last drawn (see figure_png).
+        for artist in (*self.markers[:3], self.ax_size):
+            artist.set_animated(True)
         self.legend_for: tuple[str, ...] | None = None
+        self.drawn: tuple[tuple[str, ...], str, Setting] | None = None
 
     def __call__(
         self,
@@ -291,39 +296,54 @@ class _LossFigure:
         setting = Setting(
             t, fg_size, self.n_pixels, focal_alpha, focal_gamma, tversky_alpha, smoothing
         )
-        logit_grid = torch.linspace(-LOGIT_RANGE, LOGIT_RANGE, 141, dtype=torch.float64)
-        p_grid = logit_grid.sigmoid()
-        horizontal = p_grid if x_axis == "probability" else logit_grid
-        sizes = torch.unique(
-            torch.logspace(0, math.log10(self.n_pixels / 2), 24, dtype=torch.float64).round()
-        )
-        for line in self.lines.values():
-            line.set_visible(False)
-        for name in losses:
-            curves = loss_gradients(name, p_grid, setting)
-            curves["size"] = loss_gradients(name, torch.full_like(sizes, p), setting, sizes)[
-                "grad_logit"
-            ].abs()
-            for key, values in curves.items():
-                if (name, key) in self.lines:
-                    line = self.lines[name, key]
-                    line.set_data(sizes if key == "size" else horizontal, values)
-                    line.set_visible(True)
+        if (tuple(losses), x_axis, setting) != self.drawn:  # the curves do not depend on p
+            self._curves(losses, x_axis, setting)
+        self._sizes(losses, p, setting)
         current = p if x_axis == "probability" else math.log(p / (1 - p))
         for marker, at in zip(self.markers, (current, current, current, fg_size), strict=True):
             marker.set_xdata([at, at])
+        return self.figure
+
+    def _curves(self, losses: Sequence[str], x_axis: str, setting: Setting) -> None:
+        """The loss and its gradients against the prediction (three panels)."""
+        logit_grid = torch.linspace(-LOGIT_RANGE, LOGIT_RANGE, 141, dtype=torch.float64)
+        p_grid = logit_grid.sigmoid()
+        horizontal = p_grid if x_axis == "probability" else logit_grid
+        for (_, key), line in self.lines.items():
+            if key != "size":
+                line.set_visible(False)
+        for name in losses:
+            for key, values in loss_gradients(name, p_grid, setting).items():
+                if (name, key) in self.lines:
+                    self.lines[name, key].set_data(horizontal, values)
+                    self.lines[name, key].set_visible(True)
         x_label = "prediction p of the structure" if x_axis == "probability" else "its logit x"
         for ax in (self.ax_loss, self.ax_p, self.ax_x):
             ax.set_xlabel(x_label, fontsize=8, labelpad=1)
-        self.ax_loss.set_title(f"loss of the image (target t = {t:g} on the structure)", **TITLE)
-        self.ax_size.set_title(f"|dL/dx| at p = {p:g} against the structure's size", **TITLE)
-        for ax in self.figure.axes:
             ax.relim(visible_only=True)
             ax.autoscale_view()
+        self.ax_loss.set_title(
+            f"loss of the image (target t = {setting.t:g} on the structure)", **TITLE
+        )
         _symlog_ticks(self.ax_p, _LINTHRESH["p"])
         _symlog_ticks(self.ax_x, _LINTHRESH["logit"])
         self._legend(tuple(losses))
-        return self.figure
+        self.drawn = (tuple(losses), x_axis, setting)
+
+    def _sizes(self, losses: Sequence[str], p: float, setting: Setting) -> None:
+        """|dL/dx| at the prediction ``p`` against the structure's size (the fourth panel)."""
+        sizes = torch.unique(
+            torch.logspace(0, math.log10(self.n_pixels / 2), 24, dtype=torch.float64).round()
+        )
+        for name in LOSSES:
+            line = self.lines[name, "size"]
+            line.set_visible(name in losses)
+            if name in losses:
+                gradients = loss_gradients(name, torch.full_like(sizes, p), setting, sizes)
+                line.set_data(sizes, gradients["grad_logit"].abs())
+        self.ax_size.set_title(f"|dL/dx| at p = {p:g} against the structure's size", **TITLE)
+        self.ax_size.relim(visible_only=True)
+        self.ax_size.autoscale_view()
 
     def _legend(self, losses: tuple[str, ...]) -> None:
         if losses == self.legend_for:

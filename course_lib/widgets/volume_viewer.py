@@ -48,10 +48,12 @@ def _as_volume(name: str, x: torch.Tensor | np.ndarray | None, shape: tuple | No
     return arr
 
 
-def _busiest_slice(label: np.ndarray) -> int:
-    """The axial slice with the most labelled voxels (the middle one if nothing is labelled)."""
-    counts = (label > 0).sum(axis=(1, 2))
-    return int(counts.argmax()) if counts.any() else label.shape[0] // 2
+def _busiest_slice(label: np.ndarray | None, axis: int, length: int) -> int:
+    """The slice across ``axis`` with the most labelled voxels (the middle one if none is)."""
+    if label is None or not label.any():
+        return length // 2
+    counts = (label > 0).sum(axis=tuple(a for a in range(3) if a != axis))
+    return int(counts.argmax())
 
 
 def volume_viewer(
@@ -90,7 +92,8 @@ def volume_viewer(
     Returns
     -------
     InteractiveFigure
-        Starts at the axial slice with the most labelled voxels.
+        Starts at the axial slice with the most labelled voxels; a change of plane goes to that
+        plane's slice with the most labelled voxels.
     """
     img = _as_volume("image", image, None).astype(np.float64)
     lab = None if label is None else _as_volume("label", label, img.shape)
@@ -128,8 +131,13 @@ def volume_viewer(
             images = [
                 ax.imshow(np.zeros((1, 1)), cmap="gray", interpolation="nearest") for ax in axes
             ]
-            for ax in axes:
+            for ax, image in zip(axes, images, strict=True):
                 ax.tick_params(labelsize=7)
+                ax.set_title("", **TITLE)
+                # the slice, its title and the frame over it are redrawn on each move; axes,
+                # ticks and the legend only when they change (see figure_png)
+                for artist in (image, ax.title, *ax.spines.values()):
+                    artist.set_animated(True)
             if legend:
                 fig.legend(handles=legend, loc="center right", fontsize=8, frameon=False)
             if title or panels == 2:
@@ -157,29 +165,32 @@ def volume_viewer(
             else:
                 cut_map = overlay_map[tuple(cut)].squeeze(axis)
                 image.set_data(label_overlay(plane, cut_map, alpha=alpha))
-            image.set_extent((0.0, width_mm, height_mm, 0.0))  # mm, origin at the top left
-            ax.set(xlim=(0.0, width_mm), ylim=(height_mm, 0.0))
-            ax.set_title(
-                f"{plane_name} slice {letter} = {index} ({index * spacing[axis]:.1f} mm): {name}",
-                **TITLE,
+            extent = (0.0, width_mm, height_mm, 0.0)  # mm, origin at the top left
+            if tuple(image.get_extent()) != extent:  # a new plane: new axes limits and labels
+                image.set_extent(extent)
+                ax.set(xlim=extent[:2], ylim=extent[2:])
+                ax.set_xlabel(f"{others[1]} (mm)", fontsize=8, labelpad=1)
+                ax.set_ylabel(f"{others[0]} (mm)", fontsize=8, labelpad=1)
+            ax.title.set_text(
+                f"{plane_name} slice {letter} = {index} ({index * spacing[axis]:.1f} mm): {name}"
             )
-            ax.set_xlabel(f"{others[1]} (mm)", fontsize=8, labelpad=1)
-            ax.set_ylabel(f"{others[0]} (mm)", fontsize=8, labelpad=1)
         for shown_legend in fig.legends:
             shown_legend.set_visible(overlay != "none")
         return fig
 
-    axis_control = ipywidgets.Dropdown(
+    # buttons, not a drop-down list: one click, all three planes in sight, and keys that work in
+    # JupyterLab (its notebook takes the arrow keys from a focused list to move between cells)
+    axis_control = ipywidgets.ToggleButtons(
         options=[(f"{name} ({letter})", a) for a, (name, letter) in enumerate(AXES)],
         value=0,
         description="plane",
-        layout=ipywidgets.Layout(width="14em"),
-        style={"description_width": "3.5em"},
+        style={"description_width": "4em", "button_width": "7em"},
+        layout=toggle_row(),
     )
     index_control = slider(
         ipywidgets.IntSlider,
         "slice",
-        _busiest_slice(lab) if lab is not None else img.shape[0] // 2,
+        _busiest_slice(lab, 0, img.shape[0]),
         0,
         img.shape[0] - 1,
         width="36em",
@@ -187,8 +198,11 @@ def volume_viewer(
     )
 
     def follow_axis(change: dict) -> None:
-        # lowering max clamps the value, so a slice index is always inside the new axis
-        index_control.max = img.shape[change["new"]] - 1
+        # a new plane starts where the viewer does, on its slice through the most label (lowering
+        # max first clamps the value, so the index never leaves the new axis)
+        axis = change["new"]
+        index_control.max = img.shape[axis] - 1
+        index_control.value = _busiest_slice(lab, axis, img.shape[axis])
 
     axis_control.observe(follow_axis, names="value")
     controls = {
