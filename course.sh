@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # The course's two commands (see README.md):
-#   bash course.sh lab    set everything up, then open the course in JupyterLab
-#   bash course.sh test   set everything up, then run the whole test suite (quick profile)
+#   bash course.sh lab [JupyterLab's own arguments]   set up, then open the course in JupyterLab
+#   bash course.sh test [pytest's own arguments]      set up, then run the whole test suite
 # and, for instructors (INSTRUCTORS.md), the set-up alone:
 #   bash course.sh setup  set everything up (the venv with torch, course_lib and JupyterLab)
-# Set-up is idempotent: a second run reuses the virtual environment and the data it finds.
+# Set-up is idempotent: a second run reuses the virtual environment and the data it finds, and
+# skips the installers when the requirements have not changed since the last successful install.
 #
 # Environment variables:
 #   PYTHON        the interpreter that creates the venv (default: python3.11, else python3)
 #   COURSE_VENV   where the venv lives (default: .venv in this folder)
-#   LAB_PORT      JupyterLab's port (default 8888)
+#   LAB_PORT      JupyterLab's port when no port argument is given (default: JupyterLab's, 8888)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
@@ -82,11 +83,23 @@ install_torch() {
 }
 
 setup() {
+    # A stamp in the venv records what the last successful install was made from; while the
+    # requirement files, pyproject.toml, the arguments and the interpreter stay the same, a
+    # second start skips torch's check and pip (which take many seconds even with nothing to do).
+    local stamp="$VENV/.course-setup-$1" wanted
+    shift
+    wanted=$(cat requirements*.txt pyproject.toml <(printf '%s\n' "$@" "$PYTHON") 2>/dev/null |
+        sha256sum | cut -d' ' -f1)
+    if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ]; then
+        say "Requirements unchanged since the last set-up: skipping pip"
+        return
+    fi
     make_venv
     get_uv
     install_torch
     say "Installing course_lib and the course's requirements"
     installer -r requirements.txt "$@"
+    echo "$wanted" >"$stamp"
 }
 
 install_nnunet() {
@@ -101,23 +114,54 @@ make_data() {
     COURSE_PROFILE=quick "$VENV/bin/python" data_scripts/make_data.py --profile quick
 }
 
+# Whether the arguments after the first set a JupyterLab option (`--port=1`, `--port 1`,
+# `--ServerApp.port=1`, ...): course.sh then leaves that option to them.
+given() {
+    local option=$1 arg
+    shift 2
+    for arg in "$@"; do
+        case "$arg" in
+        --"$option" | --"$option"=* | --*."$option" | --*."$option"=*) return 0 ;;
+        esac
+    done
+    return 1
+}
+
+# The browser tests (tests/test_widgets_browser.py) drive Debian's chromium; install it when it is
+# missing and we may (root, apt-get), as on a fresh CI machine. Elsewhere those tests skip.
+install_chromium() {
+    if command -v chromium >/dev/null 2>&1 || [ "$(id -u)" != 0 ] ||
+        ! command -v apt-get >/dev/null 2>&1; then
+        return
+    fi
+    say "Installing chromium for the browser tests (apt-get)"
+    local start=$SECONDS
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium \
+        >/dev/null
+    say "chromium installed in $((SECONDS - start)) s"
+}
+
 case "${1:-}" in
 lab)
-    setup
+    setup lab
     make_data
     say "Opening the course in JupyterLab (Ctrl-C stops it)"
-    root_flag=()
-    [ "$(id -u)" = 0 ] && root_flag=(--allow-root)
-    exec "$VENV/bin/jupyter-lab" "${root_flag[@]}" --ServerApp.root_dir=notebooks \
-        --ServerApp.port="${LAB_PORT:-8888}" "${@:2}"
+    lab_args=()
+    [ "$(id -u)" = 0 ] && ! given allow-root "$@" && lab_args+=(--allow-root)
+    given root_dir "$@" || given notebook-dir "$@" || given notebook_dir "$@" ||
+        lab_args+=(--ServerApp.root_dir=notebooks)
+    [ -n "${LAB_PORT:-}" ] && ! given port "$@" && lab_args+=(--ServerApp.port="$LAB_PORT")
+    exec "$VENV/bin/jupyter-lab" "${lab_args[@]}" "${@:2}"
     ;;
 setup)
-    setup
+    setup lab
     say "Set up. Activate the environment with: . $VENV/bin/activate"
     ;;
 test)
-    setup -r requirements-dev.txt
+    setup test -r requirements-dev.txt
     install_nnunet
+    install_chromium
     say "Running the test suite (unit tests, and every chapter as Colab opens it, quick profile)"
     export COURSE_PROFILE=quick
     # Two pytest workers share the 2 cores: one thread each, or the workers fight over them.

@@ -16,10 +16,15 @@ from _nnunet_fixtures import load_json, make_fixtures
 collect_ignore_glob = ["fixtures/*"]
 
 
+LONGEST_FIRST = ("test_chapters.py", "test_widgets_browser.py")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Chapters first: they are the longest tests, so the workers start them while the unit tests
-    fill the gaps (``--dist worksteal`` hands out the rest as workers free up)."""
-    items.sort(key=lambda item: item.path.name != "test_chapters.py")
+    """The chapters, then the widgets in a browser, first: they are the longest tests, so the
+    workers start them while the unit tests fill the gaps (``--dist worksteal`` hands out the
+    rest as workers free up)."""
+    order = {name: rank for rank, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: order.get(item.path.name, len(LONGEST_FIRST)))
 
 
 @pytest.fixture(scope="session")

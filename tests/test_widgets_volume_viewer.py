@@ -42,7 +42,19 @@ def test_slice_range_follows_the_axis(case: tuple) -> None:
     assert viewer.controls["index"].max == 29
     assert fig.axes[0].get_title().startswith("sagittal slice x = 25")
     viewer.update(axis=0)
-    assert viewer.values["index"] == 9  # clamped into the shorter axis
+    assert viewer.values["index"] == 6  # a new plane starts on its busiest slice
+
+
+def test_a_new_plane_starts_on_its_slice_through_the_most_label(case: tuple) -> None:
+    image, label, _ = case
+    viewer = volume_viewer(image, label)
+    viewer.controls["axis"].value = 2  # as its buttons set it: the label spans x = 10..19
+    assert viewer.values["index"] == 10
+    viewer.controls["axis"].value = 1  # y = 5..11
+    assert viewer.values["index"] == 5 and viewer.controls["index"].max == 19
+    unlabelled = volume_viewer(image, torch.zeros_like(label))
+    unlabelled.controls["axis"].value = 2
+    assert unlabelled.values["index"] == 15  # nothing labelled: the middle slice
 
 
 def test_axes_are_in_millimetres(case: tuple) -> None:
@@ -85,3 +97,24 @@ def test_bad_input_raises(case: tuple) -> None:
         volume_viewer(image, spacing=(1.0, 1.0))
     with pytest.raises(ValueError, match="unknown control"):
         volume_viewer(image).update(slice=3)
+
+
+def test_legend_names_each_class_in_its_colour(case: tuple) -> None:
+    image, label, prediction = case
+    viewer = volume_viewer(image, label, prediction, classes={1: "organ", 2: "lesion"})
+    (legend,) = viewer.update(overlay="label").legends
+    assert [t.get_text() for t in legend.get_texts()] == ["organ", "lesion"]
+    colours = [tuple(patch.get_facecolor()[:3]) for patch in legend.get_patches()]
+    np.testing.assert_allclose(colours, [CLASS_COLORS[1], CLASS_COLORS[2]])
+    assert legend.get_visible()
+    assert not viewer.update(overlay="none").legends[0].get_visible()  # nothing tinted
+    (default,) = volume_viewer(image, label).update().legends  # named by the classes present
+    assert [t.get_text() for t in default.get_texts()] == ["class 1"]
+
+
+def test_slice_slider_shows_the_range_of_the_current_axis(case: tuple) -> None:
+    image, label, _ = case
+    viewer = volume_viewer(image, label)
+    assert "0 to 9" in viewer.controls["index"].description
+    viewer.update(axis=2)
+    assert "0 to 29" in viewer.controls["index"].description

@@ -10,26 +10,34 @@ drawn over the autograd curve (dashed).
 What to see: the gradient of the mean BCE w.r.t. a logit is ``(p - t) / n_pixels``, bounded and
 independent of the structure's size; the Dice gradient is proportional to ``1 / (sum p + sum t)``
 and explodes as the structure shrinks (move ``fg_size`` to 1).
+
+The hardness-weighted Dice loss is not offered: in this scene every structure pixel is predicted
+alike, so its weights are equal on the structure and cancel in the Dice ratio (it would draw the
+Dice curves again, whatever its lambda).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import ipywidgets
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from course_lib.losses import (
     binary_cross_entropy,
     dice_loss,
     focal_loss,
-    hardness_weighted_dice_loss,
     jaccard_loss,
     tversky_loss,
 )
-from course_lib.widgets._base import InteractiveFigure
+from course_lib.widgets._base import TITLE, InteractiveFigure, slider, toggle_row
 
 BACKGROUND_LOGIT = -12.0
 """The background is predicted right with p = sigmoid(-12) = 6e-6, so it barely enters the sums."""
@@ -44,10 +52,10 @@ class Setting:
     t: float = 1.0
     fg_size: int = 20
     n_pixels: int = 400
-    alpha: float = 0.25
-    gamma: float = 2.0
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+    tversky_alpha: float = 0.3
     smoothing: float = 1e-5
-    lam: float = 0.6
 
 
 def _per_image(loss: torch.Tensor) -> torch.Tensor:
@@ -60,7 +68,8 @@ def _bce(x: torch.Tensor, g: torch.Tensor, s: Setting) -> torch.Tensor:
 
 
 def _focal(x: torch.Tensor, g: torch.Tensor, s: Setting) -> torch.Tensor:
-    return _per_image(focal_loss(x, g, alpha=s.alpha, gamma=s.gamma, reduction="none"))
+    loss = focal_loss(x, g, alpha=s.focal_alpha, gamma=s.focal_gamma, reduction="none")
+    return _per_image(loss)
 
 
 def _overlap(
@@ -101,7 +110,7 @@ def _jaccard_closed(p: torch.Tensor, sums: dict[str, torch.Tensor], s: Setting) 
 
 
 def _tversky_closed(p: torch.Tensor, sums: dict[str, torch.Tensor], s: Setting) -> torch.Tensor:
-    alpha, beta = s.alpha, 1 - s.alpha
+    alpha, beta = s.tversky_alpha, 1 - s.tversky_alpha
     tp = sums["I"]
     denominator = tp + alpha * (sums["P"] - tp) + beta * (sums["G"] - tp) + s.smoothing
     d_denominator = s.t + alpha * (1 - s.t) - beta * s.t
@@ -113,24 +122,19 @@ ClosedFn = Callable[[torch.Tensor, dict[str, torch.Tensor], Setting], torch.Tens
 
 LOSSES: dict[str, tuple[str, LossFn, ClosedFn | None]] = {
     "bce": ("BCE", _bce, _bce_closed),
-    "focal": ("focal (alpha, gamma)", _focal, None),
+    "focal": ("focal", _focal, None),
     "dice": ("Dice", _overlap(dice_loss), _dice_closed),
     "dice_squared": (
-        "Dice, squared denominator",
+        "Dice (squared sums)",
         _overlap(dice_loss, lambda s: {"squared": True}),
         _dice_squared_closed,
     ),
     "jaccard": ("Jaccard", _overlap(jaccard_loss), _jaccard_closed),
     # alpha weighs the false positives, beta = 1 - alpha the false negatives
     "tversky": (
-        "Tversky (alpha, 1 - alpha)",
-        _overlap(tversky_loss, lambda s: {"alpha": s.alpha, "beta": 1 - s.alpha}),
+        "Tversky",
+        _overlap(tversky_loss, lambda s: {"alpha": s.tversky_alpha, "beta": 1 - s.tversky_alpha}),
         _tversky_closed,
-    ),
-    "hardness_dice": (
-        "hardness-weighted Dice (lambda)",
-        _overlap(hardness_weighted_dice_loss, lambda s: {"hardness_lambda": s.lam}),
-        None,
     ),
 }
 """name: (label, per-image loss of (logits, target, setting), closed-form dL/dp or None)."""
@@ -200,62 +204,171 @@ def loss_gradients(
     return out
 
 
-def _draw(
-    losses: Sequence[str],
-    x_axis: str,
-    p: float,
-    t: float,
-    fg_size: int,
-    alpha: float,
-    gamma: float,
-    smoothing: float,
-    lam: float,
-    n_pixels: int,
-) -> Figure:
-    setting = Setting(t, fg_size, n_pixels, alpha, gamma, smoothing, lam)
-    logit_grid = torch.linspace(-LOGIT_RANGE, LOGIT_RANGE, 141, dtype=torch.float64)
-    p_grid = logit_grid.sigmoid()
-    horizontal = p_grid if x_axis == "probability" else logit_grid
-    current = p if x_axis == "probability" else float(torch.logit(torch.tensor(p)))
-    sizes = torch.unique(torch.logspace(0, torch.log10(torch.tensor(n_pixels / 2)), 24).round())
+PARAMETERS: dict[str, frozenset[str]] = {
+    "focal_alpha": frozenset({"focal"}),
+    "focal_gamma": frozenset({"focal"}),
+    "tversky_alpha": frozenset({"tversky"}),
+    "smoothing": frozenset({"dice", "dice_squared", "jaccard", "tversky"}),
+}
+"""Each loss parameter of :class:`Setting` and the losses that use it (its control shows only
+when one of them is selected)."""
 
-    fig = Figure(figsize=(11, 7.5), layout="constrained")
-    ax_loss, ax_p, ax_x, ax_size = fig.subplots(2, 2).flat
-    colours = {name: f"C{i}" for i, name in enumerate(LOSSES)}
-    for name in losses:
-        label, colour = LOSSES[name][0], colours[name]
-        curves = loss_gradients(name, p_grid, setting)
-        ax_loss.plot(horizontal, curves["loss"], color=colour, label=label)
-        for ax, key in ((ax_p, "p"), (ax_x, "logit")):
-            ax.plot(horizontal, curves[f"grad_{key}"], color=colour, label=f"{label} (autograd)")
-            if f"closed_{key}" in curves:
-                ax.plot(horizontal, curves[f"closed_{key}"], color="k", ls=(0, (2, 3)), lw=1)
-        by_size = loss_gradients(name, torch.full_like(sizes, p), setting, sizes)
-        ax_size.loglog(sizes, by_size["grad_logit"].abs(), color=colour, marker=".", label=label)
+_MARGINS = {
+    "left": 0.075,
+    "right": 0.99,
+    "bottom": 0.12,
+    "top": 0.85,
+    "wspace": 0.2,
+    "hspace": 0.6,
+}
+_LINTHRESH = {"p": 1e-4, "logit": 1e-5}
+"""Linear range of the symmetric-log gradient axes (a Dice gradient at p = 1 is exactly 0)."""
+_CLOSED_STYLE: dict[str, Any] = {"color": "k", "ls": (0, (2, 3)), "lw": 1}
 
-    axis_label = "prediction p of one structure pixel" if x_axis == "probability" else "its logit x"
-    for ax in (ax_loss, ax_p, ax_x):
-        ax.axvline(current, color="0.5", lw=0.8)
-        ax.set_xlabel(axis_label)
-    ax_p.set_yscale("symlog", linthresh=1e-4)
-    ax_x.set_yscale("symlog", linthresh=1e-5)
-    ax_loss.set(ylabel="loss of the image", title=f"loss (target t = {t:g} on the structure)")
-    ax_p.set(ylabel="dL/dp", title="gradient w.r.t. the probability (dashed: closed form)")
-    ax_x.set(ylabel="dL/dx", title="gradient w.r.t. the logit (dashed: closed form)")
-    ax_size.axvline(fg_size, color="0.5", lw=0.8)
-    ax_size.set(
-        xlabel="structure size (pixels)",
-        ylabel=f"|dL/dx| at p = {p:g}",
-        title="Dice-type: ~1 / (sum p + sum t); BCE: (p - t) / N",
-    )
-    if losses:
-        ax_loss.legend(fontsize=8)
-        ax_size.legend(fontsize=8)
-    fig.suptitle(
-        f"One pixel of a {fg_size}-pixel structure in a {n_pixels}-pixel image "
-        f"(alpha={alpha:g}, gamma={gamma:g}, smoothing={smoothing:g}, lambda={lam:g})"
-    )
-    return fig
+
+def _symlog_ticks(ax: Axes, linthresh: float) -> None:
+    """At most three labelled decades each side of 0 (each tick label costs drawing time)."""
+    low, high = ax.get_ylim()
+    top = math.log10(max(abs(low), abs(high), linthresh))
+    decades = range(round(math.log10(linthresh)), math.floor(top) + 1)
+    kept = list(decades)[:: max(1, math.ceil(len(decades) / 3))]
+    ticks = [
+        0.0,
+        *(10.0**k for k in kept if 10.0**k <= high),
+        *(-(10.0**k) for k in kept if -(10.0**k) >= low),
+    ]
+    ax.yaxis.set_major_locator(FixedLocator(sorted(ticks)))
+
+
+class _LossFigure:
+    """The explorer's figure. Axes, ticks and one line per loss and panel are made once and
+    updated on each draw: making them costs more than drawing them, and the explorer redraws on
+    every move of a control."""
+
+    def __init__(self, n_pixels: int) -> None:
+        self.n_pixels = n_pixels
+        self.figure = Figure(figsize=(9.2, 3.4))
+        (self.ax_loss, self.ax_p), (self.ax_x, self.ax_size) = self.figure.subplots(
+            2, 2, gridspec_kw=_MARGINS
+        )
+        self.ax_p.set_yscale("symlog", linthresh=_LINTHRESH["p"])
+        self.ax_x.set_yscale("symlog", linthresh=_LINTHRESH["logit"])
+        self.ax_size.set(xscale="log", yscale="log")
+        self.ax_p.set_title("dL/dp, gradient w.r.t. one pixel's probability", **TITLE)
+        self.ax_x.set_title("dL/dx, gradient w.r.t. its logit", **TITLE)
+        self.ax_size.set_xlabel("structure size (pixels)", fontsize=8, labelpad=1)
+        for ax in self.figure.axes:
+            for axis in (ax.xaxis, ax.yaxis):
+                axis.set_minor_locator(NullLocator())
+                if axis.get_scale() != "linear":  # plain numbers: log labels are slow to draw
+                    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+            ax.tick_params(labelsize=7)
+        self.lines: dict[tuple[str, str], Line2D] = {}
+        for i, (name, (label, _, closed)) in enumerate(LOSSES.items()):
+            style = {"color": f"C{i}", "label": label}
+            self.lines[name, "loss"] = self.ax_loss.plot([], [], **style)[0]
+            self.lines[name, "grad_p"] = self.ax_p.plot([], [], **style)[0]
+            self.lines[name, "grad_logit"] = self.ax_x.plot([], [], **style)[0]
+            self.lines[name, "size"] = self.ax_size.plot([], [], marker=".", ms=3, **style)[0]
+            if closed is not None:
+                self.lines[name, "closed_p"] = self.ax_p.plot([], [], **_CLOSED_STYLE)[0]
+                self.lines[name, "closed_logit"] = self.ax_x.plot([], [], **_CLOSED_STYLE)[0]
+        self.markers = [ax.axvline(0.0, color="0.5", lw=0.8) for ax in self.figure.axes]
+        # Moving p moves the markers and the size panel only: they are redrawn on each draw,
+        # over the other panels as last drawn (see figure_png).
+        for artist in (*self.markers[:3], self.ax_size):
+            artist.set_animated(True)
+        self.legend_for: tuple[str, ...] | None = None
+        self.drawn: tuple[tuple[str, ...], str, Setting] | None = None
+
+    def __call__(
+        self,
+        losses: Sequence[str],
+        x_axis: str,
+        p: float,
+        t: float,
+        fg_size: int,
+        focal_alpha: float,
+        focal_gamma: float,
+        tversky_alpha: float,
+        smoothing: float,
+    ) -> Figure:
+        setting = Setting(
+            t, fg_size, self.n_pixels, focal_alpha, focal_gamma, tversky_alpha, smoothing
+        )
+        if (tuple(losses), x_axis, setting) != self.drawn:  # the curves do not depend on p
+            self._curves(losses, x_axis, setting)
+        self._sizes(losses, p, setting)
+        current = p if x_axis == "probability" else math.log(p / (1 - p))
+        for marker, at in zip(self.markers, (current, current, current, fg_size), strict=True):
+            marker.set_xdata([at, at])
+        return self.figure
+
+    def _curves(self, losses: Sequence[str], x_axis: str, setting: Setting) -> None:
+        """The loss and its gradients against the prediction (three panels)."""
+        logit_grid = torch.linspace(-LOGIT_RANGE, LOGIT_RANGE, 141, dtype=torch.float64)
+        p_grid = logit_grid.sigmoid()
+        horizontal = p_grid if x_axis == "probability" else logit_grid
+        for (_, key), line in self.lines.items():
+            if key != "size":
+                line.set_visible(False)
+        for name in losses:
+            for key, values in loss_gradients(name, p_grid, setting).items():
+                if (name, key) in self.lines:
+                    self.lines[name, key].set_data(horizontal, values)
+                    self.lines[name, key].set_visible(True)
+        x_label = "prediction p of the structure" if x_axis == "probability" else "its logit x"
+        for ax in (self.ax_loss, self.ax_p, self.ax_x):
+            ax.set_xlabel(x_label, fontsize=8, labelpad=1)
+            ax.relim(visible_only=True)
+            ax.autoscale_view()
+        self.ax_loss.set_title(
+            f"loss of the image (target t = {setting.t:g} on the structure)", **TITLE
+        )
+        _symlog_ticks(self.ax_p, _LINTHRESH["p"])
+        _symlog_ticks(self.ax_x, _LINTHRESH["logit"])
+        self._legend(tuple(losses))
+        self.drawn = (tuple(losses), x_axis, setting)
+
+    def _sizes(self, losses: Sequence[str], p: float, setting: Setting) -> None:
+        """|dL/dx| at the prediction ``p`` against the structure's size (the fourth panel)."""
+        sizes = torch.unique(
+            torch.logspace(0, math.log10(self.n_pixels / 2), 24, dtype=torch.float64).round()
+        )
+        for name in LOSSES:
+            line = self.lines[name, "size"]
+            line.set_visible(name in losses)
+            if name in losses:
+                gradients = loss_gradients(name, torch.full_like(sizes, p), setting, sizes)
+                line.set_data(sizes, gradients["grad_logit"].abs())
+        self.ax_size.set_title(f"|dL/dx| at p = {p:g} against the structure's size", **TITLE)
+        self.ax_size.relim(visible_only=True)
+        self.ax_size.autoscale_view()
+
+    def _legend(self, losses: tuple[str, ...]) -> None:
+        if losses == self.legend_for:
+            return
+        for legend in self.figure.legends:
+            legend.remove()
+        self.legend_for = losses
+        if losses:
+            handles = [self.lines[name, "loss"] for name in LOSSES if name in losses]
+            labels = [LOSSES[name][0] for name in LOSSES if name in losses]
+            self.figure.legend(
+                [*handles, Line2D([], [], **_CLOSED_STYLE)],
+                [*labels, "closed form"],
+                loc="upper center",
+                ncol=len(handles) + 1,
+                fontsize=8,
+                frameon=False,
+                bbox_to_anchor=(0.5, 1.0),
+            )
+
+
+_SEVERAL = (
+    "<div style='font-size:85%;opacity:0.65;line-height:1.2'>losses: Ctrl-click (⌘-click on"
+    "<br>a Mac) to pick several</div>"
+)
 
 
 def loss_explorer(
@@ -263,12 +376,15 @@ def loss_explorer(
 ) -> InteractiveFigure:
     """The loss-gradient explorer: pick losses, move the prediction, target, size and parameters.
 
+    Each loss parameter has its own control, shown only while a loss that uses it is selected
+    (:data:`PARAMETERS`).
+
     Parameters
     ----------
     losses
         Keys of :data:`LOSSES` selected at the start.
     n_pixels
-        Pixels in the image (the foreground slider goes up to half of it).
+        Pixels in the image (the structure's size goes up to half of it).
 
     Returns
     -------
@@ -287,24 +403,74 @@ def loss_explorer(
         raise ValueError(f"unknown loss(es) {sorted(unknown)}; choose from {sorted(LOSSES)}")
     if not isinstance(n_pixels, int) or n_pixels < 4:
         raise ValueError(f"n_pixels must be an int >= 4, got {n_pixels!r}")
-    options = [(label, name) for name, (label, _, _) in LOSSES.items()]
-    controls = {
-        "losses": ipywidgets.SelectMultiple(options=options, value=tuple(losses), rows=7),
-        "x_axis": ipywidgets.ToggleButtons(options=["probability", "logit"], description="x axis"),
-        "p": ipywidgets.FloatSlider(value=0.3, min=0.01, max=0.99, step=0.01, description="p"),
-        "t": ipywidgets.FloatSlider(value=1.0, min=0.0, max=1.0, step=0.05, description="t"),
-        "fg_size": ipywidgets.IntSlider(
-            value=min(20, n_pixels // 2), min=1, max=n_pixels // 2, description="fg size"
+    default = Setting(n_pixels=n_pixels, fg_size=min(20, n_pixels // 2))
+    column = ipywidgets.Layout(flex="1 1 25em", min_width="25em")
+    controls: dict[str, ipywidgets.ValueWidget] = {
+        "losses": ipywidgets.SelectMultiple(
+            options=[(label, name) for name, (label, _, _) in LOSSES.items()],
+            value=tuple(losses),
+            rows=len(LOSSES),
+            tooltip="losses",
+            layout=ipywidgets.Layout(width="11.5em"),
         ),
-        "alpha": ipywidgets.FloatSlider(value=0.25, min=0.0, max=1.0, step=0.05, description="α"),
-        "gamma": ipywidgets.FloatSlider(value=2.0, min=0.0, max=5.0, step=0.25, description="γ"),
-        "smoothing": ipywidgets.FloatLogSlider(
-            value=1e-5, base=10, min=-5, max=1, step=0.5, description="smoothing"
+        "x_axis": ipywidgets.ToggleButtons(
+            options=["probability", "logit"],
+            description="x axis",
+            style={"description_width": "10em", "button_width": "7.5em"},
+            layout=toggle_row(),
         ),
-        "lam": ipywidgets.FloatSlider(value=0.6, min=0.0, max=1.0, step=0.05, description="λ"),
+        "p": slider(ipywidgets.FloatSlider, "prediction p", 0.3, 0.01, 0.99, step=0.01),
+        "t": slider(ipywidgets.FloatSlider, "target t", default.t, 0.0, 1.0, step=0.05),
+        "fg_size": slider(
+            ipywidgets.IntSlider, "structure size (px)", default.fg_size, 1, n_pixels // 2
+        ),
+        "focal_alpha": slider(
+            ipywidgets.FloatSlider,
+            "focal class weight α",
+            default.focal_alpha,
+            0.0,
+            1.0,
+            step=0.05,
+        ),
+        "focal_gamma": slider(
+            ipywidgets.FloatSlider, "focal focusing γ", default.focal_gamma, 0.0, 5.0, step=0.25
+        ),
+        "tversky_alpha": slider(
+            ipywidgets.FloatSlider,
+            "Tversky FP weight α",
+            default.tversky_alpha,
+            0.0,
+            1.0,
+            step=0.05,
+        ),
+        "smoothing": slider(
+            ipywidgets.FloatLogSlider,
+            "Dice smoothing s",
+            default.smoothing,
+            -5,
+            1,
+            step=0.5,
+            readout_format=".1e",
+            range_text="1e-05 to 10",
+        ),
     }
 
-    def draw(**values: object) -> Figure:
-        return _draw(n_pixels=n_pixels, **values)  # type: ignore[arg-type]
+    def show_parameters(_change: object = None) -> None:
+        selected = set(controls["losses"].value)
+        for name, users in PARAMETERS.items():
+            controls[name].layout.display = None if users & selected else "none"
 
-    return InteractiveFigure(draw, controls)
+    controls["losses"].observe(show_parameters, names="value")
+    show_parameters()
+    panel = ipywidgets.HBox(
+        [
+            ipywidgets.VBox(
+                [ipywidgets.Label("losses"), controls["losses"], ipywidgets.HTML(_SEVERAL)]
+            ),
+            ipywidgets.VBox([controls[n] for n in ("x_axis", "p", "t", "fg_size")], layout=column),
+            ipywidgets.VBox([controls[n] for n in PARAMETERS], layout=column),
+        ],
+        layout=ipywidgets.Layout(flex_flow="row wrap", grid_gap="0 0.8em"),
+    )
+
+    return InteractiveFigure(_LossFigure(n_pixels), controls, panel=panel)

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 from course_lib.metrics import dice_score
 from course_lib.viz import label_overlay
-from course_lib.widgets._base import InteractiveFigure
+from course_lib.widgets._base import TITLE, InteractiveFigure, slider
 
 THRESHOLDS = torch.linspace(0.02, 0.98, 49)
 """The thresholds at which the Dice curve is drawn."""
@@ -58,31 +58,42 @@ def threshold_explorer(
     curve = dice_by_threshold(probabilities, target).cpu()
     probs, truth = probabilities.detach().cpu(), target.cpu()
 
+    fig = Figure(figsize=(9.2, 3.0))
+    ax_p, ax_m, ax_c = fig.subplots(
+        1, 3, gridspec_kw={"left": 0.01, "right": 0.985, "bottom": 0.15, "top": 0.83}
+    )
+    fig.suptitle(
+        "A lower threshold grows the mask (white: the true outline), a higher one shrinks it"
+    )
+    ax_p.imshow(probs.numpy(), cmap="magma", vmin=0, vmax=1)
+    ax_p.set_title("predicted probability", **TITLE)
+    # 1 (green) marks the mask; the true outline is drawn in white to compare.
+    mask_image = ax_m.imshow(label_overlay(probs, (probs > threshold).long()))
+    outline = ax_m.contour(truth.numpy(), levels=[0.5], colors="white", linewidths=0.8)
+    for ax in (ax_p, ax_m):
+        ax.set_axis_off()
+    ax_c.plot(THRESHOLDS.numpy(), curve.numpy(), color="black")
+    marker = ax_c.axvline(threshold, color="tab:green")
+    ax_c.set_xlabel("threshold", fontsize=9, labelpad=1)
+    ax_c.set_ylabel("Dice", fontsize=9, labelpad=1)
+    ax_c.set(ylim=(0, 1.02))
+    ax_c.set_title("Dice against threshold", **TITLE)
+    ax_c.tick_params(labelsize=8)
+    ax_m.set_title("", **TITLE)
+    # what the slider changes (and the outline, drawn over the mask) is redrawn on each move;
+    # the rest of the figure is drawn once (see figure_png)
+    for artist in (mask_image, outline, marker, ax_m.title):
+        artist.set_animated(True)
+
     def draw(threshold: float) -> Figure:
         mask = probs > threshold
         dice = dice_score(mask, truth.bool()).item()
-        fig = Figure(figsize=(12, 3.6), layout="constrained")
-        ax_p, ax_m, ax_c = fig.subplots(1, 3)
-        ax_p.imshow(probs.numpy(), cmap="magma", vmin=0, vmax=1)
-        ax_p.set_title("predicted probability")
-        # 1 (green) marks the mask; the true outline is drawn in white to compare.
-        ax_m.imshow(label_overlay(probs, mask.long()))
-        ax_m.contour(truth.numpy(), levels=[0.5], colors="white", linewidths=0.8)
-        ax_m.set_title(f"mask at threshold {threshold:.2f}: Dice {dice:.3f}")
-        for ax in (ax_p, ax_m):
-            ax.set_axis_off()
-        ax_c.plot(THRESHOLDS.numpy(), curve.numpy(), color="black")
-        ax_c.axvline(threshold, color="tab:green")
-        ax_c.set(xlabel="threshold", ylabel="Dice", ylim=(0, 1.02), title="Dice against threshold")
-        fig.suptitle("A lower threshold grows the mask, a higher one shrinks it")
+        mask_image.set_data(label_overlay(probs, mask.long()))
+        marker.set_xdata([threshold, threshold])
+        ax_m.title.set_text(f"mask at threshold {threshold:.2f}: Dice {dice:.3f}")
         return fig
 
-    slider = ipywidgets.FloatSlider(
-        value=threshold,
-        min=0.0,
-        max=1.0,
-        step=0.02,
-        description="threshold",
-        continuous_update=False,
+    control = slider(
+        ipywidgets.FloatSlider, "threshold", threshold, 0.0, 1.0, step=0.01, width="46em"
     )
-    return InteractiveFigure(draw, {"threshold": slider})
+    return InteractiveFigure(draw, {"threshold": control})

@@ -4,7 +4,7 @@ The factory :func:`volume_viewer` returns an :class:`~course_lib.widgets.Interac
 ``.show()`` in a notebook to move the controls, or ``.update(axis=..., index=...)`` to get a
 redrawn figure without a browser (tests, notebook asserts). Axes are in millimetres, so the slices
 of an anisotropic volume look as coarse as they are; classes keep the course's colours
-(:data:`course_lib.viz.CLASS_COLORS`).
+(:data:`course_lib.viz.CLASS_COLORS`), named in a legend.
 
 Examples
 --------
@@ -19,15 +19,17 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import ipywidgets
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
+from matplotlib.patches import Patch
 
-from course_lib.viz import label_overlay
-from course_lib.widgets._base import InteractiveFigure
+from course_lib.viz import CLASS_COLORS, label_overlay
+from course_lib.widgets._base import TITLE, InteractiveFigure, slider, toggle_row
 
 AXES = (("axial", "z"), ("coronal", "y"), ("sagittal", "x"))
 """The plane cut across each array axis of a ``(D, H, W)`` volume, and that axis's letter."""
@@ -46,10 +48,12 @@ def _as_volume(name: str, x: torch.Tensor | np.ndarray | None, shape: tuple | No
     return arr
 
 
-def _busiest_slice(label: np.ndarray) -> int:
-    """The axial slice with the most labelled voxels (the middle one if nothing is labelled)."""
-    counts = (label > 0).sum(axis=(1, 2))
-    return int(counts.argmax()) if counts.any() else label.shape[0] // 2
+def _busiest_slice(label: np.ndarray | None, axis: int, length: int) -> int:
+    """The slice across ``axis`` with the most labelled voxels (the middle one if none is)."""
+    if label is None or not label.any():
+        return length // 2
+    counts = (label > 0).sum(axis=tuple(a for a in range(3) if a != axis))
+    return int(counts.argmax())
 
 
 def volume_viewer(
@@ -60,6 +64,7 @@ def volume_viewer(
     spacing: Sequence[float] = (1.0, 1.0, 1.0),
     window: tuple[float, float] | None = None,
     title: str | None = None,
+    classes: Mapping[int, str] | None = None,
 ) -> InteractiveFigure:
     """An interactive slice view of a ``(D, H, W)`` volume with optional label and prediction.
 
@@ -80,11 +85,15 @@ def volume_viewer(
         Intensity range shown; default the 0.5-99.5 percentiles of the volume.
     title
         Figure title; default says what the overlay shows.
+    classes
+        Name of each class id for the colour legend; default ``"class k"`` for every class in the
+        label or prediction.
 
     Returns
     -------
     InteractiveFigure
-        Starts at the axial slice with the most labelled voxels.
+        Starts at the axial slice with the most labelled voxels; a change of plane goes to that
+        plane's slice with the most labelled voxels.
     """
     img = _as_volume("image", image, None).astype(np.float64)
     lab = None if label is None else _as_volume("label", label, img.shape)
@@ -100,62 +109,128 @@ def volume_viewer(
     if lab is not None and pred is not None:
         overlays.append("both")
 
+    present = sorted({int(k) for m in (lab, pred) if m is not None for k in np.unique(m)} - {0})
+    names = dict(classes) if classes is not None else {k: f"class {k}" for k in present}
+    legend = [
+        Patch(color=CLASS_COLORS[k], label=names[k])
+        for k in sorted(names)
+        if k in CLASS_COLORS and k != 0
+    ]
+
+    figures: dict[int, tuple[Figure, list[AxesImage]]] = {}
+
+    def figure(panels: int) -> tuple[Figure, list[AxesImage]]:
+        """The figure with ``panels`` slices side by side, made on first use."""
+        if panels not in figures:
+            width = 3.3 * panels + 1.5  # inches: 330 px per panel and the legend
+            margins = {"left": 0.5 / width, "right": 1 - 1.5 / width, "wspace": 0.3}
+            fig = Figure(figsize=(width, 3.5))
+            axes = fig.subplots(
+                1, panels, squeeze=False, gridspec_kw={**margins, "bottom": 0.13, "top": 0.84}
+            )[0]
+            images = [
+                ax.imshow(np.zeros((1, 1)), cmap="gray", interpolation="nearest") for ax in axes
+            ]
+            for ax, image in zip(axes, images, strict=True):
+                ax.tick_params(labelsize=7)
+                ax.set_title("", **TITLE)
+                # the slice, its title and the frame over it are redrawn on each move; axes,
+                # ticks and the legend only when they change (see figure_png)
+                for artist in (image, ax.title, *ax.spines.values()):
+                    artist.set_animated(True)
+            if legend:
+                fig.legend(handles=legend, loc="center right", fontsize=8, frameon=False)
+            if title or panels == 2:
+                fig.suptitle(
+                    title or "Label (left) and prediction (right): where do they disagree?"
+                )
+            figures[panels] = fig, images
+        return figures[panels]
+
     def draw(axis: int, index: int, overlay: str, alpha: float) -> Figure:
         plane_name, letter = AXES[axis]
         cut = [slice(None)] * 3
         cut[axis] = slice(index, index + 1)
         rows, cols = (s for a, s in enumerate(zip(img.shape, spacing, strict=True)) if a != axis)
-        extent = (0.0, cols[0] * cols[1], rows[0] * rows[1], 0.0)  # mm, origin at the top left
+        height_mm, width_mm = rows[0] * rows[1], cols[0] * cols[1]
         plane = np.clip(img[tuple(cut)].squeeze(axis), lo, hi)
         shown = ["label", "prediction"] if overlay == "both" else [overlay]
-        fig = Figure(figsize=(4.6 * len(shown), 4.4), layout="constrained")
-        axes = fig.subplots(1, len(shown), squeeze=False)[0]
+        fig, images = figure(len(shown))
         others = [other for a, (_, other) in enumerate(AXES) if a != axis]
-        for ax, name in zip(axes, shown, strict=True):
+        for ax, image, name in zip(fig.axes, images, shown, strict=True):
             overlay_map = maps.get(name)
-            data = (
-                plane
-                if overlay_map is None
-                else label_overlay(plane, overlay_map[tuple(cut)].squeeze(axis), alpha=alpha)
+            if overlay_map is None:
+                image.set_data(plane)
+                image.set_clim(plane.min(), plane.max())
+            else:
+                cut_map = overlay_map[tuple(cut)].squeeze(axis)
+                image.set_data(label_overlay(plane, cut_map, alpha=alpha))
+            extent = (0.0, width_mm, height_mm, 0.0)  # mm, origin at the top left
+            if tuple(image.get_extent()) != extent:  # a new plane: new axes limits and labels
+                image.set_extent(extent)
+                ax.set(xlim=extent[:2], ylim=extent[2:])
+                ax.set_xlabel(f"{others[1]} (mm)", fontsize=8, labelpad=1)
+                ax.set_ylabel(f"{others[0]} (mm)", fontsize=8, labelpad=1)
+            ax.title.set_text(
+                f"{plane_name} slice {letter} = {index} ({index * spacing[axis]:.1f} mm): {name}"
             )
-            ax.imshow(data, cmap="gray", extent=extent, interpolation="nearest")
-            ax.set_title(
-                f"{plane_name} slice {letter} = {index} ({index * spacing[axis]:.1f} mm): {name}",
-                fontsize=9,
-            )
-            ax.set_xlabel(f"{others[1]} (mm)", fontsize=8)
-            ax.set_ylabel(f"{others[0]} (mm)", fontsize=8)
-            ax.tick_params(labelsize=7)
-        if title or overlay == "both":
-            fig.suptitle(title or "Label (left) and prediction (right): where do they disagree?")
+        for shown_legend in fig.legends:
+            shown_legend.set_visible(overlay != "none")
         return fig
 
-    axis_control = ipywidgets.Dropdown(
+    # buttons, not a drop-down list: one click, all three planes in sight, and keys that work in
+    # JupyterLab (its notebook takes the arrow keys from a focused list to move between cells)
+    axis_control = ipywidgets.ToggleButtons(
         options=[(f"{name} ({letter})", a) for a, (name, letter) in enumerate(AXES)],
         value=0,
         description="plane",
+        style={"description_width": "4em", "button_width": "7em"},
+        layout=toggle_row(),
     )
-    index_control = ipywidgets.IntSlider(
-        value=_busiest_slice(lab) if lab is not None else img.shape[0] // 2,
-        min=0,
-        max=img.shape[0] - 1,
-        description="slice",
-        continuous_update=False,
+    index_control = slider(
+        ipywidgets.IntSlider,
+        "slice",
+        _busiest_slice(lab, 0, img.shape[0]),
+        0,
+        img.shape[0] - 1,
+        width="36em",
+        description_width="4em",
     )
 
     def follow_axis(change: dict) -> None:
-        # lowering max clamps the value, so a slice index is always inside the new axis
-        index_control.max = img.shape[change["new"]] - 1
+        # a new plane starts where the viewer does, on its slice through the most label (lowering
+        # max first clamps the value, so the index never leaves the new axis)
+        axis = change["new"]
+        index_control.max = img.shape[axis] - 1
+        index_control.value = _busiest_slice(lab, axis, img.shape[axis])
 
     axis_control.observe(follow_axis, names="value")
     controls = {
         "axis": axis_control,
         "index": index_control,
         "overlay": ipywidgets.ToggleButtons(
-            options=overlays, value=overlays[-1], description="overlay"
+            options=overlays,
+            value=overlays[-1],
+            description="overlay",
+            style={"description_width": "4em", "button_width": "7em"},
+            layout=toggle_row(),
         ),
-        "alpha": ipywidgets.FloatSlider(
-            value=0.45, min=0.0, max=1.0, step=0.05, description="opacity"
+        "alpha": slider(
+            ipywidgets.FloatSlider,
+            "opacity",
+            0.45,
+            0.0,
+            1.0,
+            step=0.05,
+            width="25em",
+            description_width="4em",
         ),
     }
-    return InteractiveFigure(draw=draw, controls=controls)
+    row = ipywidgets.Layout(flex_flow="row wrap", grid_gap="0 1.5em", align_items="center")
+    panel = ipywidgets.VBox(
+        [
+            ipywidgets.HBox([controls["axis"], controls["index"]], layout=row),
+            ipywidgets.HBox([controls["overlay"], controls["alpha"]], layout=row),
+        ]
+    )
+    return InteractiveFigure(draw=draw, controls=controls, panel=panel)
