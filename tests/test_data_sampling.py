@@ -104,7 +104,7 @@ def test_bad_arguments_raise_clear_errors(kwargs, match):
         PatchSampler(**{**options, **kwargs})
 
 
-def test_a_63_bit_seed_as_runtime_seed_gives_under_course_seed():
+def test_63_bit_seeds_from_runtime_seed_do_not_overflow():
     image, label = torch.randn(1, 8, 8, 8), torch.zeros(8, 8, 8, dtype=torch.long)
     sampler = PatchSampler([image], [label], (4, 4, 4), batch_size=2, seed=2**63 - 2)
     first, again = sampler(7), sampler(7)
