@@ -105,7 +105,7 @@ def unet_receptive_field(
 
 
 def gradient_support(model: nn.Module, input_shape: Sequence[int]) -> Tensor:
-    """Input voxels that can influence the centre output voxel: where its input gradient is non-zero.
+    """Input voxels that can influence the centre output voxel (its input gradient is non-zero).
 
     Runs a float64 copy of ``model`` in eval mode with every max-pooling replaced by average
     pooling over the same window: max-pooling passes the gradient to one voxel per window only,
