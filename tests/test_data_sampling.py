@@ -102,3 +102,10 @@ def test_bad_arguments_raise_clear_errors(kwargs, match):
     options = {"images": images, "labels": labels, "patch_size": (4, 6, 6), "batch_size": 2}
     with pytest.raises(ValueError, match=match):
         PatchSampler(**{**options, **kwargs})
+
+
+def test_63_bit_seeds_from_runtime_seed_do_not_overflow():
+    image, label = torch.randn(1, 8, 8, 8), torch.zeros(8, 8, 8, dtype=torch.long)
+    sampler = PatchSampler([image], [label], (4, 4, 4), batch_size=2, seed=2**63 - 2)
+    first, again = sampler(7), sampler(7)
+    assert torch.equal(first[0], again[0]) and first[0].shape == (2, 1, 4, 4, 4)

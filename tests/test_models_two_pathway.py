@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch import nn
 
+from course_lib.blocks.conv import DoubleConv
 from course_lib.models.two_pathway import TwoPathwayBlock, TwoPathwayUNet, single_pathway_unet
-from course_lib.models.unet25d import receptive_field_by_gradient
+from course_lib.models.unet25d import gradient_support, receptive_field_by_gradient
 
 
 def _conv_weights(module: nn.Module) -> list[tuple[int, ...]]:
@@ -54,6 +55,23 @@ def test_receptive_field_reaches_as_far_as_3x3x3_blocks():
     assert two.receptive_field == (44, 44, 44)
     assert receptive_field_by_gradient(two, (1, 1, 48, 48, 48)) == (44, 44, 44)
     assert receptive_field_by_gradient(single, (1, 1, 48, 48, 48)) == (44, 44, 44)
+
+
+def test_support_is_a_cross_only_the_bounding_box_matches_3x3x3():
+    torch.manual_seed(3)
+    cross = gradient_support(TwoPathwayBlock(1, 4), (1, 1, 7, 7, 7))
+    expected = torch.zeros(7, 7, 7, dtype=torch.bool)
+    expected[3, 1:6, 1:6] = True  # 5x5 in-plane on the centre slice (two 1x3x3 convs)
+    expected[1:6, 3, 3] = True  # 5 slices through the centre pixel (two 3x1x1 convs)
+    assert torch.equal(cross, expected)  # 29 voxels, where two 3x3x3 convs reach 5x5x5 = 125
+    cube = gradient_support(DoubleConv(1, 4, spatial_dims=3, padding="same"), (1, 1, 7, 7, 7))
+    assert int(cube.sum()) == 125
+    # whole nets: the same 18^3 bounding box, but the two-pathway net reaches well under half of it
+    two = gradient_support(TwoPathwayUNet(1, 2, 4, depth=1), (1, 1, 24, 24, 24))
+    single = gradient_support(single_pathway_unet(1, 2, 4, depth=1), (1, 1, 24, 24, 24))
+    assert int(single.sum()) == 18**3
+    assert int(two.sum()) < 0.5 * 18**3
+    assert [int(two.any(dim=other).sum()) for other in ((1, 2), (0, 2), (0, 1))] == [18] * 3
 
 
 def test_fewer_parameters_than_the_single_pathway_baseline():

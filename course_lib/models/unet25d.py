@@ -104,27 +104,34 @@ def unet_receptive_field(
     return tuple(field)
 
 
-def receptive_field_by_gradient(model: nn.Module, input_shape: Sequence[int]) -> tuple[int, ...]:
-    """Measure the receptive field of the centre output voxel: where its input gradient is non-zero.
+def gradient_support(model: nn.Module, input_shape: Sequence[int]) -> Tensor:
+    """Input voxels that can influence the centre output voxel (its input gradient is non-zero).
 
     Runs a float64 copy of ``model`` in eval mode with every max-pooling replaced by average
     pooling over the same window: max-pooling passes the gradient to one voxel per window only,
-    average pooling to all of them, and both read the same window. Checks
-    :func:`unet_receptive_field` independently of how the net is built. A ReLU that happens to be
-    off all along the border of the field hides part of it (likely only in very narrow nets, e.g.
-    an attention module with a 1-channel hidden layer): measure with a few channels per level.
+    average pooling to all of them, and both read the same window. The result is the *support* of
+    the centre voxel's receptive field, which need not fill its bounding box: a two-pathway block
+    (1x3x3 next to 3x1x1 kernels) reaches a cross, a 3x3x3 block a full cube. A ReLU that happens
+    to be off all along the border of the field hides part of it (likely only in very narrow nets,
+    e.g. an attention module with a 1-channel hidden layer): measure with a few channels per level.
 
     Parameters
     ----------
     model
         Any net mapping ``(1, C, *spatial)`` to ``(1, K, *spatial)`` (same padding).
     input_shape
-        ``(1, C, *spatial)``, larger than the field on every axis.
+        ``(1, C, *spatial)``.
 
-    Raises
-    ------
-    ValueError
-        If the field reaches the border of the input (it could be larger than measured).
+    Returns
+    -------
+    Tensor
+        Boolean ``spatial``-shaped mask on the model's device.
+
+    Examples
+    --------
+    >>> conv = nn.Conv3d(1, 1, (3, 1, 1), padding=(1, 0, 0))
+    >>> int(gradient_support(conv, (1, 1, 5, 5, 5)).sum())  # three voxels along D
+    3
     """
     probe = copy.deepcopy(model).double().eval()
     for name, module in list(probe.named_modules()):
@@ -138,7 +145,28 @@ def receptive_field_by_gradient(model: nn.Module, input_shape: Sequence[int]) ->
     out = probe(x)
     centre = tuple(s // 2 for s in out.shape[2:])
     (grad,) = torch.autograd.grad(out[(0, slice(None), *centre)].sum(), x)
-    reached = grad[0].abs().sum(0) != 0
+    return grad[0].abs().sum(0) != 0
+
+
+def receptive_field_by_gradient(model: nn.Module, input_shape: Sequence[int]) -> tuple[int, ...]:
+    """Measure the receptive field of the centre output voxel: the bounding box of its
+    :func:`gradient_support`, in voxels per axis.
+
+    Checks :func:`unet_receptive_field` independently of how the net is built.
+
+    Parameters
+    ----------
+    model
+        Any net mapping ``(1, C, *spatial)`` to ``(1, K, *spatial)`` (same padding).
+    input_shape
+        ``(1, C, *spatial)``, larger than the field on every axis.
+
+    Raises
+    ------
+    ValueError
+        If the field reaches the border of the input (it could be larger than measured).
+    """
+    reached = gradient_support(model, input_shape)
     extent = []
     for axis in range(reached.ndim):
         other = tuple(a for a in range(reached.ndim) if a != axis)
