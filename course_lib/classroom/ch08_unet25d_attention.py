@@ -9,6 +9,7 @@ the chapter's solutions write each from its formula.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import cache
 
 import torch
 import torch.nn.functional as F
@@ -27,13 +28,21 @@ CHAPTER = "08_unet25d_attention"
 # --- 1. The receptive field in millimetres --------------------------------------------------------
 
 
+@cache
+def _net_field(levels_2d: int, depth: int, attention: bool) -> tuple[int, ...]:
+    """The receptive field in voxels of a narrow ``UNet25D`` (built once per configuration, without
+    touching the caller's random state)."""
+    with torch.random.fork_rng(devices=[]):
+        net = UNet25D(1, 2, base_channels=2, depth=depth, levels_2d=levels_2d, attention=attention)
+    return net.receptive_field
+
+
 def receptive_field_mm_reference(
     levels_2d: int, depth: int, spacing: Spacing, attention: bool = True
 ) -> tuple[float, ...]:
     """``UNet25D(levels_2d=..., depth=..., attention=...).receptive_field`` times the spacing."""
-    with torch.device("meta"):
-        net = UNet25D(1, 2, base_channels=2, depth=depth, levels_2d=levels_2d, attention=attention)
-    return tuple(float(v * s) for v, s in zip(net.receptive_field, spacing, strict=True))
+    voxels = _net_field(levels_2d, depth, attention)
+    return tuple(float(v * s) for v, s in zip(voxels, spacing, strict=True))
 
 
 def _encoder_field(
