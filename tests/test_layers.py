@@ -33,7 +33,7 @@ LAYERS: dict[str, int] = {
     "viz": 6,
     "nnunet": 7,
     "widgets": 7,
-    "classroom": 8,  # graded exercises: their checks use anything a chapter teaches, widgets included
+    "classroom": 8,  # graded exercises: their checks use anything a chapter teaches, widgets too
 }
 """Layer of each top-level module or sub-package of ``course_lib``, lowest first."""
 
