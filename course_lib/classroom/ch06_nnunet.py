@@ -1,5 +1,5 @@
 """Graded exercises of chapter 06, nnU-Net's heuristics: the target spacing with its anisotropy
-exception, how often each axis is pooled, and CT normalisation from foreground statistics.
+exception, which axes each pooling halves, and CT normalisation from foreground statistics.
 
 The references are ``course_lib.nnunet`` (``fullres_target_spacing``, ``pool_and_conv_props``,
 ``normalize_channel`` with ``weighted_intensity_statistics``), written in NumPy after nnU-Net v2's
@@ -181,7 +181,7 @@ TARGET_SPACING = Exercise(
 )
 
 
-# --- 2. How often each axis is pooled -------------------------------------------------------------
+# --- 2. Which axes each pooling halves ------------------------------------------------------------
 
 
 Strides = tuple[tuple[int, ...], ...]
