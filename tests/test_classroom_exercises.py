@@ -180,3 +180,14 @@ def test_names_are_unique_and_exercises_found_by_name():
     with pytest.raises(KeyError, match="no graded exercise is called 'nope'; known: "):
         exercise("nope")
     assert repr(Case("x", 1)) == "Case('x')"
+
+
+@pytest.mark.parametrize("config", [(1, 2, 8, 1), (2, 3, 16, 2), (1, 4, 8, 4)])
+def test_3d_unet_parameter_count_reference_counts_what_the_module_holds(config):
+    """Chapter 07's reference counts from the architecture (building the paper's net takes seconds,
+    even on the meta device); here it meets the module: small nets, and the paper's number."""
+    from course_lib.models.unet3d import PAPER_PARAMETERS, UNet3D, paper_parameter_count
+
+    reference = exercise("paper_parameters").reference
+    assert reference(3, 3) == PAPER_PARAMETERS == 19_069_955
+    assert reference(*config) == paper_parameter_count(UNet3D(*config))
