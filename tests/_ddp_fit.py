@@ -4,7 +4,8 @@
 CPU processes (gloo); the test imports :func:`runs` and calls it in its own process (one process,
 the whole batch). Both make the same three runs from the same seeds:
 
-- ``uninterrupted``: 6 SGD steps (with momentum: the optimizer has a state to resume) with validation every 3 and a checkpoint at the end;
+- ``uninterrupted``: 6 SGD steps (with momentum: the optimizer has a state to resume),
+  validation every 3 and a checkpoint at the end;
 - ``resumed``: 3 steps with a checkpoint, then a fresh model and optimizer resumed to step 6;
 - the final weights of each, as one flat list.
 
