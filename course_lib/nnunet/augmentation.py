@@ -9,9 +9,10 @@ together, on the batch's device, with v2's probabilities (``get_training_transfo
 2. **spatial transform**, per sample: rotation with p = 0.2 (3D: about all three axes, +-30 deg;
    dummy 2D: in-plane, +-180 deg; 2D: +-180 deg, or +-15 deg for patches more than 1.5x longer
    than wide), scaling with p = 0.2 (one factor in (0.7, 1.4) for all axes), elastic
-   deformation with p = 0 (**off in v2**; v1 applied it with p = 0.2). The label goes through
-   the same warp as one-hot channels, interpolated linearly and turned back by argmax, as v2
-   does, so it stays in its label set;
+   deformation with p = 0 (**off in v2**; the 2018 paper's trainer applied it with p = 0.2 and
+   scaling (0.85, 1.25), v1's later ``nnUNetTrainerV2`` already switched it off). The label
+   goes through the same warp as one-hot channels, interpolated linearly and turned back by
+   argmax, as v2 does, so it stays in its label set;
 3. **gamma** on the inverted image with p = 0.1, then on the image with p = 0.3: gamma from
    (0.7, 1) or (1, 1.5) with 50 % each, the mean and standard deviation of each channel kept;
 4. **mirroring** along every allowed axis (all of them) with p = 0.5 each.
@@ -61,7 +62,7 @@ from course_lib.data.augment import (
 )
 
 ANISO_THRESHOLD = 3.0  # dummy 2D when max(patch) / patch[0] > 3 (nnunetv2 configuration.py)
-P_ELASTIC_V1 = 0.2  # nnU-Net v1 (default_3D_augmentation_params["p_eldef"]); v2 uses 0
+P_ELASTIC_V1 = 0.2  # the 2018 trainer (v1 default_3D_augmentation_params["p_eldef"]); v2: 0
 
 Range = tuple[float, float]
 
