@@ -35,13 +35,13 @@ Isensee et al., Nature Methods 2021, online methods "data augmentation"; nnunetv
 
 Examples
 --------
->>> params = augmentation_params((40, 56))
+>>> params = augmentation_params((32, 56))
 >>> params.rotation_deg, params.dummy_2d, params.mirror_axes
 ((15.0,), False, (0, 1))
->>> image, label = torch.rand(2, 1, 40, 56), torch.randint(0, 3, (2, 40, 56))
+>>> image, label = torch.rand(2, 1, 32, 56), torch.randint(0, 3, (2, 32, 56))
 >>> out, out_label = augment(image, label, params, generator=torch.Generator().manual_seed(0))
 >>> out.shape, set(out_label.unique().tolist()) <= {0, 1, 2}
-(torch.Size([2, 1, 40, 56]), True)
+(torch.Size([2, 1, 32, 56]), True)
 """
 
 from __future__ import annotations
