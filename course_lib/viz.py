@@ -254,3 +254,158 @@ def training_curves(history: History, title: str = "Training", smooth: int = 10)
         ax_val.legend()
     fig.tight_layout()
     return fig
+
+
+def _axes_text(values: Sequence[int]) -> str:
+    return "x".join(str(int(v)) for v in values)
+
+
+def unet_topology(
+    patch_size: Sequence[int],
+    features: Sequence[int],
+    strides: Sequence[Sequence[int]],
+    kernel_sizes: Sequence[Sequence[int]],
+    title: str | None = None,
+) -> Figure:
+    """A planned U-Net as a drawing: one box per stage, encoder down the left, decoder up the right.
+
+    Each box shows the stage's features, feature-map size and conv kernel per axis (a 1 marks an
+    axis too coarse to convolve across); red arrows are the strided convolutions (stride per
+    axis), blue ones the transposed convolutions back up, dashed ones the skip connections.
+    Arguments as in nnU-Net's ``arch_kwargs`` (``features_per_stage``, ``strides``,
+    ``kernel_sizes``) and the configuration's ``patch_size``.
+
+    Examples
+    --------
+    >>> fig = unet_topology((8, 32, 32), (32, 64), ((1, 1, 1), (1, 2, 2)), ((1, 3, 3), (3, 3, 3)))
+    >>> len(fig.axes[0].patches)  # two encoder stages and one decoder stage
+    3
+    """
+    n = len(features)
+    if not (n == len(strides) == len(kernel_sizes) >= 1) or any(
+        len(s) != len(patch_size) or len(k) != len(patch_size)
+        for s, k in zip(strides, kernel_sizes, strict=True)
+    ):
+        raise ValueError(
+            "features, strides and kernel_sizes need one entry per stage, and each stride and "
+            f"kernel one value per patch axis ({len(patch_size)}); got {len(features)}, "
+            f"{list(strides)!r}, {list(kernel_sizes)!r}"
+        )
+    sizes, size = [], [int(p) for p in patch_size]
+    for stride in strides:
+        size = [s // int(k) for s, k in zip(size, stride, strict=True)]
+        sizes.append(size)
+    fig = Figure(figsize=(11, 0.9 * n + 1.2), layout="constrained")
+    ax = fig.subplots()
+    width, height, right = 2.6, 0.62, 11.0
+
+    def centre(i: int, side: str) -> float:
+        if i == n - 1:
+            return right / 2  # the bottleneck, in the middle
+        return 0.3 * i + width / 2 if side == "encoder" else right - 0.3 * i - width / 2
+
+    def arrow(start: tuple[float, float], end: tuple[float, float], **style: object) -> None:
+        ax.annotate("", xy=end, xytext=start, arrowprops={"arrowstyle": "->", **style})
+
+    for i in range(n):
+        y = -i
+        for side in ("encoder", "decoder") if i < n - 1 else ("encoder",):
+            x = centre(i, side)
+            ax.add_patch(
+                Rectangle((x - width / 2, y - height / 2), width, height, fc="#dbe9f6", ec="0.3")
+            )
+            ax.text(
+                x,
+                y + 0.08,
+                f"{features[i]} ch | {_axes_text(sizes[i])}",
+                ha="center",
+                va="center",
+                fontsize=8,
+            )
+            ax.text(
+                x,
+                y - 0.18,
+                f"kernel {_axes_text(kernel_sizes[i])}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="0.35",
+            )
+        if i > 0:  # down: strided conv; up: transposed conv with the same stride
+            top, bottom = y + height / 2, y + 1 - height / 2
+            arrow(
+                (centre(i - 1, "encoder"), bottom),
+                (centre(i, "encoder") - 0.4, top),
+                color="tab:red",
+            )
+            ax.text(
+                (centre(i - 1, "encoder") + centre(i, "encoder") - 0.4) / 2 - 0.1,
+                y + 0.5,
+                f"stride {_axes_text(strides[i])}",
+                fontsize=7,
+                color="tab:red",
+                ha="right",
+                va="center",
+            )
+            arrow(
+                (centre(i, "decoder") + 0.4, top),
+                (centre(i - 1, "decoder"), bottom),
+                color="tab:blue",
+            )
+        if i < n - 1:  # skip connection
+            arrow(
+                (centre(i, "encoder") + width / 2, y),
+                (centre(i, "decoder") - width / 2, y),
+                color="0.6",
+                ls="--",
+            )
+    ax.set(xlim=(-1.2, right + 0.2), ylim=(-n + 0.4, 0.6))
+    ax.axis("off")
+    ax.set_title(title or f"planned U-Net: {n} stages, patch {_axes_text(patch_size)}")
+    return fig
+
+
+def patch_shrinking(steps: Sequence[dict], median_shape: Sequence[float]) -> Figure:
+    """nnU-Net's patch shrinking under the memory budget, one point per step.
+
+    Left: the memory estimate (feature-map voxels, millions) against the budget; right: the patch
+    size per axis as a fraction of the median image (the axis with the largest fraction shrinks).
+    ``steps`` as :func:`course_lib.nnunet.planning.patch_shrink_steps` returns them.
+
+    Examples
+    --------
+    >>> steps = [{"patch_size": [64, 64], "estimate": 9e6, "budget": 5e6},
+    ...          {"patch_size": [64, 32], "estimate": 4e6, "budget": 5e6}]
+    >>> len(patch_shrinking(steps, (80, 80)).axes)
+    2
+    """
+    if not steps:
+        raise ValueError("steps must hold at least the initial patch")
+    dim = len(median_shape)
+    fig = Figure(figsize=(11, 3.4), layout="constrained")
+    ax_mem, ax_patch = fig.subplots(1, 2)
+    x = np.arange(len(steps))
+    estimate = np.array([s["estimate"] for s in steps]) / 1e6
+    ax_mem.plot(x, estimate, "o-", color="C0", label="estimate")
+    ax_mem.axhline(steps[0]["budget"] / 1e6, color="C3", ls="--", label="budget")
+    ax_mem.set(
+        xlabel="shrinking step",
+        ylabel="feature-map voxels (M)",
+        title="memory estimate falls below the budget",
+        yscale="log",
+    )
+    ax_mem.legend(fontsize=8)
+    names = ("z", "y", "x")[-dim:]
+    for axis in range(dim):
+        fraction = [s["patch_size"][axis] / median_shape[axis] for s in steps]
+        label = f"{names[axis]}: {steps[0]['patch_size'][axis]} -> {steps[-1]['patch_size'][axis]}"
+        ax_patch.plot(x, fraction, "o-", color=f"C{axis + 1}", label=label)
+    ax_patch.set(
+        xlabel="shrinking step",
+        ylabel="patch / median image",
+        title="the largest fraction shrinks first",
+    )
+    ax_patch.legend(fontsize=8)
+    for ax in (ax_mem, ax_patch):
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    return fig

@@ -4,6 +4,7 @@ tests/fixtures/nnunet/make_fixtures.py), plus properties of each heuristic."""
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from course_lib.nnunet.planning import (
     fullres_target_spacing,
     normalization_and_mask,
     pad_to_multiple,
+    patch_shrink_steps,
     plan_configuration,
     plan_experiment,
     pool_and_conv_props,
@@ -153,6 +155,30 @@ def test_shrinking_brings_the_estimate_under_the_reference() -> None:
     est = feature_map_voxels(plan["patch_size"], arch["features_per_stage"], arch["strides"], 3)
     assert est <= planning.REFERENCE_VAL_3D
     assert math.prod(plan["patch_size"]) < 256**3
+
+
+@pytest.mark.parametrize(
+    ("spacing", "median"), [((1.0, 1.0, 1.0), (400, 400, 400)), ((3.0, 0.8, 0.8), (90, 500, 420))]
+)
+def test_patch_shrink_steps_are_the_planners_steps(spacing: tuple, median: tuple) -> None:
+    kwargs = dict(normalization_schemes=["CT"], use_mask_for_norm=[False], data_identifier="x")
+    plan = plan_configuration(spacing, median, 1e9, num_classes=3, **kwargs)
+    steps = patch_shrink_steps(spacing, median, num_classes=3)
+    assert steps[-1]["patch_size"] == plan["patch_size"]
+    assert steps[-1]["strides"] == plan["architecture"]["arch_kwargs"]["strides"]
+    estimates = [s["estimate"] for s in steps]
+    # shrinking stops at the first patch under the budget, and every step shrinks the estimate
+    assert estimates[-1] <= steps[0]["budget"] < min(estimates[:-1])
+    assert all(a > b for a, b in pairwise(estimates))
+    # one axis shrinks per step
+    for a, b in pairwise(steps):
+        assert sum(p != q for p, q in zip(a["patch_size"], b["patch_size"], strict=True)) == 1
+    small = patch_shrink_steps((1.0, 1.0, 1.0), (40, 40, 40), num_classes=3)
+    assert len(small) == 1 and small[0]["patch_size"] == [40, 40, 40]
+    with pytest.raises(ValueError, match="median_shape"):
+        patch_shrink_steps((1.0, 1.0), (40, 40, 40), num_classes=3)
+    with pytest.raises(ValueError, match="num_classes"):
+        patch_shrink_steps((1.0, 1.0, 1.0), (40, 40, 40), num_classes=1)
 
 
 def test_normalization_mask_rule() -> None:

@@ -50,3 +50,32 @@ def test_volume_slices_are_drawn_in_millimetres():
         viz.volume_slices(case.image, case.label, (1.0, 1.0))
     with pytest.raises(ValueError, match="D, H, W"):
         viz.volume_slices(case.image[0, 0], None)
+
+
+def test_unet_topology_draws_every_stage_with_its_kernel_and_stride():
+    strides = ((1, 1, 1), (1, 2, 2), (2, 2, 2))
+    kernels = ((1, 3, 3), (3, 3, 3), (3, 3, 3))
+    fig = viz.unet_topology((16, 64, 48), (32, 64, 128), strides, kernels)
+    ax = fig.axes[0]
+    assert len(ax.patches) == 5  # three encoder stages (the last is the bottleneck), two decoder
+    texts = {t.get_text() for t in ax.texts}
+    assert {"32 ch | 16x64x48", "64 ch | 16x32x24", "128 ch | 8x16x12"} <= texts
+    assert {"kernel 1x3x3", "stride 1x2x2", "stride 2x2x2"} <= texts
+    with pytest.raises(ValueError, match="one entry per stage"):
+        viz.unet_topology((16, 64, 48), (32, 64), strides, kernels)
+    with pytest.raises(ValueError, match="per patch axis"):
+        viz.unet_topology((64, 48), (32, 64, 128), strides, kernels)
+
+
+def test_patch_shrinking_plots_estimate_and_patch_per_step():
+    steps = [
+        {"patch_size": [64, 128], "estimate": 9e6, "budget": 5e6},
+        {"patch_size": [64, 96], "estimate": 7e6, "budget": 5e6},
+        {"patch_size": [32, 96], "estimate": 4e6, "budget": 5e6},
+    ]
+    fig = viz.patch_shrinking(steps, (64, 100))
+    mem, patch = fig.axes
+    assert list(mem.lines[0].get_ydata()) == [9.0, 7.0, 4.0]
+    assert [list(line.get_ydata()) for line in patch.lines] == [[1.0, 1.0, 0.5], [1.28, 0.96, 0.96]]
+    with pytest.raises(ValueError, match="at least"):
+        viz.patch_shrinking([], (64, 100))

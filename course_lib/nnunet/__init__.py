@@ -2,12 +2,14 @@
 
 :mod:`~course_lib.nnunet.fingerprint` -> :mod:`~course_lib.nnunet.planning` ->
 :mod:`~course_lib.nnunet.preprocessing` (+ :mod:`~course_lib.nnunet.resampling`) ->
-:mod:`~course_lib.nnunet.network` -> :mod:`~course_lib.nnunet.training` ->
+:mod:`~course_lib.nnunet.network` -> :mod:`~course_lib.nnunet.training` (+
+:mod:`~course_lib.nnunet.augmentation`) ->
 :mod:`~course_lib.nnunet.inference` -> :mod:`~course_lib.nnunet.postprocessing`;
 :func:`run_pipeline` runs them end to end. The planner reproduces nnunetv2 2.8.1's default
 ``ExperimentPlanner`` exactly (tests compare with plans made by the real nnunetv2).
 """
 
+from course_lib.nnunet.augmentation import AugmentationParams, augment, augmentation_params
 from course_lib.nnunet.fingerprint import extract_fingerprint, fingerprint_from_arrays
 from course_lib.nnunet.inference import ensemble_probabilities, predict_case, predict_logits
 from course_lib.nnunet.network import PlainConvUNet, build_network, deep_supervision_weights
@@ -30,9 +32,12 @@ from course_lib.nnunet.resampling import compute_new_shape, resample_to_shape
 from course_lib.nnunet.training import deep_supervision_loss, kfold_splits, poly_lr, sample_batch
 
 __all__ = [
+    "AugmentationParams",
     "PipelineResult",
     "PlainConvUNet",
     "apply_postprocessing",
+    "augment",
+    "augmentation_params",
     "build_network",
     "compute_new_shape",
     "crop_to_nonzero",

@@ -27,6 +27,7 @@ import torch
 from course_lib import runtime
 from course_lib.data.cases import VolumeCase
 from course_lib.data.nifti import read_nnunet_raw
+from course_lib.nnunet.augmentation import augment, augmentation_params
 from course_lib.nnunet.fingerprint import NUM_FOREGROUND_SAMPLES, extract_fingerprint
 from course_lib.nnunet.inference import predict_case
 from course_lib.nnunet.network import PlainConvUNet, build_network
@@ -73,10 +74,14 @@ def train_network(
     patch_size: Sequence[int],
     batch_dice: bool,
     seed: int = 0,
+    augmentation: bool = True,
 ) -> list[float]:
-    """Step 3: nnU-Net's training step, repeated: sample a batch, deep-supervised Dice + CE, SGD
-    with Nesterov momentum, gradients clipped at norm 12, poly learning rate (one "epoch" per step
-    here, so the schedule spans the run). Returns the loss per step.
+    """Step 3: nnU-Net's training step, repeated: sample a batch, augment it, deep-supervised
+    Dice + CE, SGD with Nesterov momentum, gradients clipped at norm 12, poly learning rate (one
+    "epoch" per step here, so the schedule spans the run). Returns the loss per step.
+
+    ``augmentation=True`` applies nnU-Net v2's augmentation (:func:`augment` with
+    :func:`augmentation_params` of the patch) on the net's device; ``False`` mirrors only.
     """
     if iterations < 1:
         raise ValueError(f"iterations must be >= 1, got {iterations}")
@@ -86,10 +91,14 @@ def train_network(
         optimizer, lambda step: poly_lr(step, iterations, initial_lr=1.0)
     )
     generator = torch.Generator().manual_seed(seed)
-    mirror_axes = tuple(range(len(patch_size)))
+    params = augmentation_params(patch_size)
+    device = next(net.parameters()).device
 
     def batch(_step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return sample_batch(cases, batch_size, patch_size, generator, mirror_axes)
+        if not augmentation:
+            return sample_batch(cases, batch_size, patch_size, generator, params.mirror_axes)
+        x, y = sample_batch(cases, batch_size, patch_size, generator)
+        return augment(x.to(device), y.to(device), params, generator=generator)
 
     def loss_fn(outputs: tuple[torch.Tensor, list[torch.Tensor]], y: torch.Tensor) -> torch.Tensor:
         return deep_supervision_loss(outputs, y, batch_dice=batch_dice)
@@ -183,6 +192,7 @@ def run_pipeline(
     num_samples: float = NUM_FOREGROUND_SAMPLES,
     device: torch.device | str | None = None,
     seed: int = 0,
+    augmentation: bool = True,
 ) -> PipelineResult:
     """Run nnU-Net's steps on one raw dataset for one configuration and one fold.
 
@@ -206,6 +216,8 @@ def run_pipeline(
     num_samples, device, seed
         Fingerprint intensity samples; where to train (default: the course's device); seed of the
         patch sampling and of the net's initialization.
+    augmentation
+        nnU-Net v2's training augmentation (default) or mirroring only (``False``).
     """
     root = Path(raw_dataset_dir)
     seconds = {}
@@ -247,6 +259,7 @@ def run_pipeline(
         patch_size=patch,
         batch_dice=config["batch_dice"],
         seed=seed,
+        augmentation=augmentation,
     )
     seconds["train"] = time.perf_counter() - tic
 

@@ -300,6 +300,84 @@ def _architecture(topo: Topology, dim: int) -> dict[str, Any]:
     }
 
 
+def _reference(dim: int, gpu_memory_target_gb: float) -> tuple[float, int]:
+    """The memory reference (feature-map voxels) and its batch size, scaled to the GPU's memory."""
+    if dim == 3:
+        return REFERENCE_VAL_3D * gpu_memory_target_gb / REFERENCE_GB, REFERENCE_BS_3D
+    return REFERENCE_VAL_2D * gpu_memory_target_gb / REFERENCE_GB, REFERENCE_BS_2D
+
+
+def _shrink_to_budget(
+    spacing_arr: np.ndarray, median: list[float], num_classes: int, gpu_memory_target_gb: float
+) -> list[tuple[Topology, int]]:
+    """Steps 1 and 2 of :func:`plan_configuration`: every topology tried, with its estimate."""
+    dim = len(spacing_arr)
+    inv = 1.0 / spacing_arr
+    target_voxels = INITIAL_PATCH_VOXELS_3D if dim == 3 else INITIAL_PATCH_VOXELS_2D
+    initial = [_round_half_even(v) for v in inv * (target_voxels / np.prod(inv)) ** (1 / dim)]
+    initial_clipped = [min(p, m) for p, m in zip(initial, median, strict=True)]
+    topo = pool_and_conv_props(spacing_arr, initial_clipped)
+
+    def estimate(t: Topology) -> int:
+        feats = features_per_stage(len(t.strides), dim)
+        return feature_map_voxels(t.patch_size, feats, t.strides, num_classes)
+
+    reference, ref_bs = _reference(dim, gpu_memory_target_gb)
+    steps = [(topo, estimate(topo))]
+    while steps[-1][1] / ref_bs * 2 > reference:
+        ratios = [p / m for p, m in zip(topo.patch_size, median, strict=True)]
+        axis = max(i for i in range(dim) if ratios[i] == max(ratios))  # last axis on ties
+        # the step is the pooling multiple of the SMALLER patch (a trial step may pool less)
+        trial = list(topo.patch_size)
+        trial[axis] -= topo.divisible_by[axis]
+        step = pool_and_conv_props(spacing_arr, trial).divisible_by[axis]
+        shrunk = list(topo.patch_size)
+        shrunk[axis] -= step
+        topo = pool_and_conv_props(spacing_arr, shrunk)
+        steps.append((topo, estimate(topo)))
+    return steps
+
+
+def patch_shrink_steps(
+    spacing: Vector,
+    median_shape: Sequence[float],
+    *,
+    num_classes: int,
+    gpu_memory_target_gb: float = REFERENCE_GB,
+) -> list[dict[str, Any]]:
+    """The patches :func:`plan_configuration` tries before one fits the memory budget.
+
+    One entry per step, the initial patch first and the planned one last: ``patch_size``,
+    ``strides`` (per stage), ``estimate`` (:func:`feature_map_voxels`) and ``budget`` (the
+    estimate must not exceed it: 560e6 in 3D, 6 x 85e6 in 2D at 8 GB).
+
+    Examples
+    --------
+    >>> steps = patch_shrink_steps((1.0, 1.0, 1.0), (300, 300, 300), num_classes=2)
+    >>> steps[0]["patch_size"], steps[-1]["patch_size"]
+    ([256, 256, 256], [128, 128, 128])
+    """
+    spacing_arr = _check_spacing(spacing)
+    median = [float(m) for m in median_shape]
+    if len(median) != len(spacing_arr) or any(not m > 0 for m in median):
+        raise ValueError(
+            f"median_shape must be {len(spacing_arr)} positive sizes, got {median_shape!r}"
+        )
+    if num_classes < 2:
+        raise ValueError(f"num_classes counts background too and must be >= 2, got {num_classes}")
+    reference, ref_bs = _reference(len(spacing_arr), gpu_memory_target_gb)
+    budget = reference * ref_bs / 2
+    return [
+        {
+            "patch_size": list(t.patch_size),
+            "strides": [list(s) for s in t.strides],
+            "estimate": est,
+            "budget": budget,
+        }
+        for t, est in _shrink_to_budget(spacing_arr, median, num_classes, gpu_memory_target_gb)
+    ]
+
+
 def plan_configuration(
     spacing: Vector,
     median_shape: Sequence[float],
@@ -330,32 +408,9 @@ def plan_configuration(
     if num_classes < 2:
         raise ValueError(f"num_classes counts background too and must be >= 2, got {num_classes}")
 
-    inv = 1.0 / spacing_arr
-    target_voxels = INITIAL_PATCH_VOXELS_3D if dim == 3 else INITIAL_PATCH_VOXELS_2D
-    initial = [_round_half_even(v) for v in inv * (target_voxels / np.prod(inv)) ** (1 / dim)]
-    initial_clipped = [min(p, m) for p, m in zip(initial, median, strict=True)]
-    topo = pool_and_conv_props(spacing_arr, initial_clipped)
-
-    def estimate(t: Topology) -> int:
-        feats = features_per_stage(len(t.strides), dim)
-        return feature_map_voxels(t.patch_size, feats, t.strides, num_classes)
-
-    scale = gpu_memory_target_gb / REFERENCE_GB
-    reference = (REFERENCE_VAL_3D if dim == 3 else REFERENCE_VAL_2D) * scale
-    ref_bs = REFERENCE_BS_3D if dim == 3 else REFERENCE_BS_2D
-    est = estimate(topo)
-    while est / ref_bs * 2 > reference:
-        ratios = [p / m for p, m in zip(topo.patch_size, median, strict=True)]
-        axis = max(i for i in range(dim) if ratios[i] == max(ratios))  # last axis on ties
-        # the step is the pooling multiple of the SMALLER patch (a trial step may pool less)
-        trial = list(topo.patch_size)
-        trial[axis] -= topo.divisible_by[axis]
-        step = pool_and_conv_props(spacing_arr, trial).divisible_by[axis]
-        shrunk = list(topo.patch_size)
-        shrunk[axis] -= step
-        topo = pool_and_conv_props(spacing_arr, shrunk)
-        est = estimate(topo)
-
+    steps = _shrink_to_budget(spacing_arr, median, num_classes, gpu_memory_target_gb)
+    topo, est = steps[-1]
+    reference, ref_bs = _reference(dim, gpu_memory_target_gb)
     batch_size = _round_half_even(reference / est * ref_bs)
     cap = _round_half_even(
         approximate_n_voxels_dataset * MAX_DATASET_COVERED / math.prod(topo.patch_size)

@@ -10,8 +10,8 @@
   ``1e-2 * (1 - epoch / max_epochs) ** 0.9`` (the 2018 paper used Adam 3e-4 with
   reduce-on-plateau); gradient norm clipped at 12.
 
-Augmentation here is mirroring only (nnU-Net adds rotation, scaling, noise, blur, brightness,
-contrast, low resolution and gamma; see the chapter).
+Augmentation (rotation, scaling, gamma, mirroring, dummy 2D for anisotropic patches) is in
+:mod:`course_lib.nnunet.augmentation`; :func:`sample_batch` mirrors only.
 
 References
 ----------
