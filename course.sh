@@ -2,6 +2,8 @@
 # The course's two commands (see README.md):
 #   bash course.sh lab    set everything up, then open the course in JupyterLab
 #   bash course.sh test   set everything up, then run the whole test suite (quick profile)
+# and, for instructors (INSTRUCTORS.md), the set-up alone:
+#   bash course.sh setup  set everything up (the venv with torch, course_lib and JupyterLab)
 # Set-up is idempotent: a second run reuses the virtual environment and the data it finds.
 #
 # Environment variables:
@@ -102,6 +104,10 @@ lab)
     exec "$VENV/bin/jupyter-lab" "${root_flag[@]}" --ServerApp.root_dir=notebooks \
         --ServerApp.port="${LAB_PORT:-8888}" "${@:2}"
     ;;
+setup)
+    setup
+    say "Set up. Activate the environment with: . $VENV/bin/activate"
+    ;;
 test)
     setup -r requirements-dev.txt
     say "Running the test suite (unit tests, and every chapter as Colab opens it, quick profile)"
@@ -113,7 +119,7 @@ test)
     exec "$VENV/bin/python" -m pytest -n 2 --dist worksteal tests "${@:2}"
     ;;
 *)
-    echo "usage: bash course.sh lab|test [extra arguments for jupyter-lab or pytest]" >&2
+    echo "usage: bash course.sh lab|test|setup [extra arguments for jupyter-lab or pytest]" >&2
     exit 2
     ;;
 esac

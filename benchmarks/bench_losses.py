@@ -49,7 +49,7 @@ def main() -> None:
             lambda x: monai_losses.DiceLoss(softmax=True, to_onehot_y=True)(x, labels_1),
         ),
         "focal (sigmoid, gamma 2)": (
-            lambda x: losses.focal_loss(x, labels, gamma=2.0),
+            lambda x: losses.focal_loss(x, labels, gamma=2.0, activation="sigmoid"),
             lambda x: monai_losses.FocalLoss(gamma=2.0, to_onehot_y=True)(x, labels_1),
         ),
         "tversky (0.3, 0.7)": (

@@ -44,7 +44,7 @@ def main() -> None:
         )
         work = len(layout.corners) * math.prod(layout.tile_in) / args.size**2
         best, _ = time_call(
-            lambda layout=layout: overlap_tile_predict(net, image, tile_shape=layout.tile_in),
+            lambda layout=layout: overlap_tile_predict(net, image, patch_size=layout.tile_in),
             device,
             repeats=args.repeats,
             reduce=min,

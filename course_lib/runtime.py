@@ -36,6 +36,8 @@ PROFILE_ENV = "COURSE_PROFILE"
 DEVICE_ENV = "COURSE_DEVICE"
 SEED_ENV = "COURSE_SEED"
 PROFILE_NAMES = ("quick", "full")
+REPOSITORY_URL = "https://github.com/segmentation-course/segmentation-course"
+"""Where the course lives; each release is the tag ``v<version>`` there."""
 
 
 @dataclass(frozen=True)
@@ -264,8 +266,20 @@ def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
+def release_requirement(version: str) -> str:
+    """The pip requirement that installs course_lib release ``version`` (its tag ``v<version>``).
+
+    >>> release_requirement("0.2.0")
+    'course-lib @ git+https://github.com/segmentation-course/segmentation-course@v0.2.0'
+    """
+    return f"course-lib @ git+{REPOSITORY_URL}@v{version}"
+
+
 def require_version(minimum: str, installed: str = __version__) -> None:
     """Stop a notebook early, with a plain explanation, when the installed course_lib is too old.
+
+    A chapter calls this with the release it was written for, the one its first cell installs.
+    The message says how to install that release and that the kernel must restart to use it.
 
     Raises
     ------
@@ -273,10 +287,14 @@ def require_version(minimum: str, installed: str = __version__) -> None:
         If ``installed`` is older than ``minimum``.
     """
     if _version_tuple(installed) < _version_tuple(minimum):
+        requirement = release_requirement(minimum)
         raise RuntimeError(
-            f"This notebook needs course_lib {minimum} or newer, but course_lib {installed} is "
-            "installed. Update it (in a terminal: `pip install -U -e .` in the course folder; on "
-            "Colab: Runtime > Restart session, then run the first cell again)."
+            f"This notebook was written for course_lib {minimum}, but the older course_lib "
+            f"{installed} is installed. Install release {minimum}: on Colab, run "
+            f'`%pip install -U "{requirement}"` in a new cell, then Runtime > Restart session and '
+            f"run the notebook again from its first cell; in a terminal, `pip install -U "
+            f'"{requirement}"` (from a clone of the course: `git checkout v{minimum}` and '
+            "`pip install -e .`), then restart the kernel."
         )
 
 

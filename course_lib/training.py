@@ -1,13 +1,19 @@
 """One small training loop for every chapter: :func:`fit`.
 
-What it does, step by step (read :func:`fit` top to bottom):
+What every step does, one named function each (read :func:`fit` top to bottom):
 
-1. take the next batch ``(input, *targets)`` and move it to the model's device;
-2. forward pass, under :func:`course_lib.runtime.autocast` (mixed precision on CUDA, a no-op on the
-   CPU); targets larger than the output (valid-padding nets) are centre-cropped to it;
-3. ``loss = loss_fn(output, *targets)``, backward pass, optimizer step (and scheduler step);
-4. every ``val_every`` steps: the loss and each metric on the validation batches;
-5. every ``checkpoint_every`` steps and at the end: model, optimizer and history written atomically.
+1. :func:`draw_batch`: the batch of this step ``(input, *targets)``, on the model's device;
+2. :func:`train_step`: forward pass under :func:`course_lib.runtime.autocast` (mixed precision on
+   CUDA, a no-op on the CPU; targets larger than the output, as for valid-padding nets, are
+   centre-cropped to it), ``loss = loss_fn(output, *targets)``, backward pass, optimizer step (and
+   scheduler step);
+3. :func:`end_of_step`: record the loss; every ``val_every`` steps the loss and each metric on the
+   validation batches; every ``checkpoint_every`` steps and at the end, model, optimizer and
+   history written atomically.
+
+Keeping the three apart is what lets a data-parallel run (one process per GPU) change only what
+each needs: every process draws its own share of the batch, runs the same step on its wrapped
+model, and one of them logs, validates and writes the checkpoint.
 
 Examples
 --------
@@ -32,16 +38,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from matplotlib.figure import Figure
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from course_lib import runtime
 from course_lib.atomic import atomic_path
-from course_lib.models._shapes import center_crop
+from course_lib.ops.checks import check_int
+from course_lib.ops.shapes import center_crop
 
-Output = Tensor | list[Tensor]
-"""What a model returns: logits, or a list of them (deep supervision, full resolution first)."""
+Output = Tensor | tuple[Tensor, list[Tensor]]
+"""What a model returns: logits, or with ``return_auxiliary=True`` ``(logits, auxiliary outputs)``
+(deep-supervision heads or attention maps, finest first): the package's convention."""
 Batch = tuple[Tensor, ...]
 """``(input, *targets)``: e.g. ``(image, labels)`` or ``(image, labels, weight_map)``."""
 LossFn = Callable[..., Tensor]
@@ -81,28 +88,6 @@ class History:
             val={k: [float(v) for v in vs] for k, vs in data["val"].items()},
             seconds=float(data["seconds"]),
         )
-
-    def plot(self, title: str = "Training", smooth: int = 10) -> Figure:
-        """Training loss (raw and a running mean over ``smooth`` steps) and validation curves."""
-        fig = Figure(figsize=(9, 3.2))
-        ax_loss, ax_val = fig.subplots(1, 2)
-        steps = range(1, self.steps + 1)
-        ax_loss.plot(steps, self.train_loss, color="0.75", lw=0.8, label="per step")
-        if self.steps >= smooth > 1:
-            kernel = torch.ones(smooth) / smooth
-            mean = torch.conv1d(torch.tensor(self.train_loss)[None, None], kernel[None, None])[0, 0]
-            ax_loss.plot(range(smooth, self.steps + 1), mean.tolist(), color="C0", label="mean")
-        if "loss" in self.val:
-            ax_loss.plot(self.val_steps, self.val["loss"], "o-", color="C3", label="validation")
-        ax_loss.set(xlabel="optimizer step", ylabel="loss", title=f"{title}: loss")
-        ax_loss.legend()
-        for i, (name, values) in enumerate(n_v for n_v in self.val.items() if n_v[0] != "loss"):
-            ax_val.plot(self.val_steps, values, "o-", color=f"C{i + 1}", label=name)
-        ax_val.set(xlabel="optimizer step", ylabel="metric", title=f"{title}: validation")
-        if len(self.val) > ("loss" in self.val):
-            ax_val.legend()
-        fig.tight_layout()
-        return fig
 
 
 def save_checkpoint(
@@ -184,17 +169,18 @@ def _to_device(batch: Batch, device: torch.device) -> Batch:
 
 def _as_float(output: Output) -> Output:
     # the loss in float32: softmax and log of half-precision logits lose too much
-    if isinstance(output, (list, tuple)):
-        return [o.float() for o in output]
+    if isinstance(output, tuple):
+        logits, auxiliary = output
+        return logits.float(), [a.float() for a in auxiliary]
     return output.float()
 
 
 def _crop_targets(output: Output, targets: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     """Centre-crop every target whose trailing axes are larger than the output's spatial shape.
 
-    For deep supervision (a list of outputs, full resolution first) the first output counts.
+    With auxiliary outputs ``(logits, auxiliary)`` the logits count.
     """
-    spatial = (output[0] if isinstance(output, (list, tuple)) else output).shape[2:]
+    spatial = (output[0] if isinstance(output, tuple) else output).shape[2:]
     cropped = []
     for t in targets:
         have = t.shape[t.ndim - len(spatial) :]
@@ -240,6 +226,119 @@ def evaluate(
     return {name: total / n for name, total in sums.items()}
 
 
+def draw_batch(stream: Iterator[Batch], device: torch.device) -> Batch:
+    """Step 1 of :func:`fit`: the next ``(input, *targets)`` batch, moved to ``device``.
+
+    Examples
+    --------
+    >>> stream = iter([(torch.zeros(1, 1, 2, 2), torch.zeros(1, 2, 2))])
+    >>> x, y = draw_batch(stream, torch.device("cpu"))
+    >>> x.shape, y.shape
+    (torch.Size([1, 1, 2, 2]), torch.Size([1, 2, 2]))
+    """
+    return _to_device(next(stream), device)
+
+
+def train_step(
+    model: nn.Module,
+    batch: Batch,
+    loss_fn: LossFn,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    *,
+    amp: bool,
+    auxiliary: bool = False,
+    clip_grad_norm: float | None = None,
+    scheduler: Any = None,
+) -> float:
+    """Step 2 of :func:`fit`: forward, loss, backward, optimizer (and scheduler) step; the loss.
+
+    Mini-batch stochastic gradient descent: ``θ ← θ − lr · ∇θ loss_fn(model(x), y)`` (or what
+    ``optimizer`` makes of the gradient). The forward pass runs under
+    :func:`course_lib.runtime.autocast`; ``scaler`` scales the loss so that float16 gradients do
+    not underflow (Micikevicius et al., "Mixed Precision Training", ICLR 2018) and is a no-op when
+    disabled. With ``clip_grad_norm`` the gradients' global norm is clipped to it (Pascanu et al.
+    2013), after unscaling. With ``auxiliary`` the model is called with ``return_auxiliary=True``
+    and ``loss_fn`` gets ``(logits, auxiliary outputs)``.
+
+    Examples
+    --------
+    >>> model = nn.Conv2d(1, 2, 1)
+    >>> opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    >>> scaler = torch.amp.GradScaler("cpu", enabled=False)
+    >>> batch = (torch.ones(1, 1, 2, 2), torch.zeros(1, 2, 2, dtype=torch.long))
+    >>> first = train_step(model, batch, nn.functional.cross_entropy, opt, scaler, amp=False)
+    >>> second = train_step(model, batch, nn.functional.cross_entropy, opt, scaler, amp=False)
+    >>> second < first
+    True
+    """
+    x, *targets = batch
+    device = x.device
+    with runtime.autocast(device, enabled=amp):
+        output = _as_float(model(x, return_auxiliary=True) if auxiliary else model(x))
+    loss = loss_fn(output, *_crop_targets(output, tuple(targets)))
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if clip_grad_norm is not None:
+        scaler.unscale_(optimizer)  # clip the true gradients, not the loss-scaled ones
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    if scheduler is not None:
+        scheduler.step()
+    return loss.item()
+
+
+@dataclass
+class _Schedule:
+    """When :func:`end_of_step` validates and checkpoints (what :func:`fit` was asked for)."""
+
+    iterations: int
+    val_every: int
+    val_batches: Iterable[Batch] | None
+    val_loss_fn: LossFn | None
+    metrics: Mapping[str, MetricFn] | None
+    predict: Callable[[nn.Module, Tensor], Tensor] | None
+    amp: bool
+    checkpoint: str | os.PathLike | None
+    checkpoint_every: int | None
+    scheduler: Any
+
+
+def end_of_step(
+    step: int,
+    loss: float,
+    seconds: float,
+    history: History,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: _Schedule,
+) -> None:
+    """Step 3 of :func:`fit`: record the loss; validate and write a checkpoint when due.
+
+    Validation runs every ``val_every`` steps and after the last one (see :func:`evaluate`); the
+    checkpoint is written every ``checkpoint_every`` steps and after the last one.
+    """
+    history.train_loss.append(loss)
+    history.seconds += seconds
+    last = step == schedule.iterations
+    if schedule.val_batches is not None and (step % schedule.val_every == 0 or last):
+        values = evaluate(
+            model,
+            schedule.val_batches,
+            schedule.val_loss_fn,
+            schedule.metrics,
+            predict=schedule.predict,
+            amp=schedule.amp,
+        )
+        history.val_steps.append(step)
+        for name, value in values.items():
+            history.val.setdefault(name, []).append(value)
+    every = schedule.checkpoint_every
+    if schedule.checkpoint is not None and (last or (every and step % every == 0)):
+        save_checkpoint(schedule.checkpoint, model, optimizer, history, schedule.scheduler)
+
+
 def fit(
     model: nn.Module,
     batches: Iterable[Batch] | Callable[[int], Batch],
@@ -250,6 +349,7 @@ def fit(
     epochs: int | None = None,
     scheduler: Any = None,
     clip_grad_norm: float | None = None,
+    auxiliary: bool = False,
     val_batches: Iterable[Batch] | None = None,
     metrics: Mapping[str, MetricFn] | None = None,
     val_every: int | None = None,
@@ -284,6 +384,11 @@ def fit(
         A learning-rate scheduler, stepped after every optimizer step.
     clip_grad_norm : float, optional
         Clip the gradients' global norm to this before each step (nnU-Net uses 12).
+    auxiliary : bool
+        Train on auxiliary outputs too: call ``model(x, return_auxiliary=True)`` and give
+        ``loss_fn`` the pair ``(logits, auxiliary)`` (deep supervision, attention maps).
+        Validation calls the model plainly, so such a ``loss_fn`` must also take the logits alone
+        or ``val_loss`` be off.
     val_batches : iterable of batches, optional
         Validation data, evaluated every ``val_every`` steps and after the last step.
     metrics : mapping name -> callable, optional
@@ -316,17 +421,27 @@ def fit(
         if not isinstance(batches, Sized):
             raise ValueError("epochs needs a sized iterable of batches (a list or a DataLoader)")
         iterations = epochs * len(batches)
-    if not isinstance(iterations, int) or iterations < 1:
-        raise ValueError(f"the number of steps must be a positive int, got {iterations!r}")
+    iterations = check_int("the number of steps (iterations, or epochs * len(batches))", iterations)
     if resume and checkpoint is None:
         raise ValueError("resume=True needs a checkpoint path")
     if clip_grad_norm is not None and not clip_grad_norm > 0:
         raise ValueError(f"clip_grad_norm must be positive, got {clip_grad_norm!r}")
     device = next(model.parameters()).device
     amp = device.type == "cuda" if amp is None else amp
-    val_every = val_every or max(1, math.ceil(iterations / 10))
     # loss scaling keeps float16 gradients from underflowing; it is a no-op when disabled
     scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
+    schedule = _Schedule(
+        iterations=iterations,
+        val_every=val_every or max(1, math.ceil(iterations / 10)),
+        val_batches=val_batches,
+        val_loss_fn=loss_fn if val_loss else None,
+        metrics=metrics,
+        predict=predict,
+        amp=amp,
+        checkpoint=checkpoint,
+        checkpoint_every=checkpoint_every,
+        scheduler=scheduler,
+    )
 
     history = History()
     if resume and Path(checkpoint).exists():  # type: ignore[arg-type]
@@ -338,33 +453,19 @@ def fit(
     )
     for step in bar:
         tic = time.perf_counter()
-        x, *targets = _to_device(next(stream), device)
-        with runtime.autocast(device, enabled=amp):
-            output = _as_float(model(x))
-        loss = loss_fn(output, *_crop_targets(output, tuple(targets)))
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if clip_grad_norm is not None:
-            scaler.unscale_(optimizer)  # clip the true gradients, not the loss-scaled ones
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
-        scaler.step(optimizer)
-        scaler.update()
-        if scheduler is not None:
-            scheduler.step()
-        history.train_loss.append(loss.item())
-        history.seconds += time.perf_counter() - tic
-        bar.set_postfix(loss=f"{history.train_loss[-1]:.4f}")
-
-        if val_batches is not None and (step % val_every == 0 or step == iterations):
-            values = evaluate(
-                model, val_batches, loss_fn if val_loss else None, metrics, predict=predict, amp=amp
-            )
-            history.val_steps.append(step)
-            for name, value in values.items():
-                history.val.setdefault(name, []).append(value)
-        if checkpoint is not None and (
-            step == iterations or (checkpoint_every and step % checkpoint_every == 0)
-        ):
-            save_checkpoint(checkpoint, model, optimizer, history, scheduler)
+        batch = draw_batch(stream, device)
+        loss = train_step(
+            model,
+            batch,
+            loss_fn,
+            optimizer,
+            scaler,
+            amp=amp,
+            auxiliary=auxiliary,
+            clip_grad_norm=clip_grad_norm,
+            scheduler=scheduler,
+        )
+        end_of_step(step, loss, time.perf_counter() - tic, history, model, optimizer, schedule)
+        bar.set_postfix(loss=f"{loss:.4f}")
     bar.close()
     return history

@@ -1,4 +1,8 @@
-"""Figures the chapters share: label overlays, cell montages, orthogonal slice views of volumes.
+"""Figures the chapters share: label overlays, cell montages, slice views, tiles, training curves.
+
+Plotting lives here only: the computing modules return numbers and data classes
+(:class:`course_lib.inference.tiling.TileLayout`, :class:`course_lib.training.History`), and
+these functions draw them.
 
 Every function returns a ``matplotlib.figure.Figure`` built without ``pyplot`` (Jupyter shows it
 once, and nothing leaks between cells). Classes have one colour throughout the course
@@ -8,10 +12,17 @@ once, and nothing leaks between cells). Classes have one colour throughout the c
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+if TYPE_CHECKING:
+    from course_lib.inference.tiling import TileLayout
+    from course_lib.training import History
 
 CLASS_COLORS: dict[int, tuple[float, float, float]] = {
     1: (0.17, 0.63, 0.17),  # cell / organ / target: green
@@ -184,4 +195,62 @@ def volume_slices(
         ax.tick_params(labelsize=7)
     spacing_text = " x ".join(f"{s:g}" for s in (sz, sy, sx))
     fig.suptitle(title or f"{d} x {h} x {w} voxels of {spacing_text} mm (z x y x x)")
+    return fig
+
+
+def draw_tiles(ax: Axes, layout: TileLayout, tiles: Sequence[int] = (0,)) -> None:
+    """Draw the boxes of Ronneberger et al.'s Fig. 2 on axes showing the mirror-padded image.
+
+    For each tile index in ``tiles`` of a :class:`~course_lib.inference.tiling.TileLayout`: its
+    input tile in blue, its output tile in yellow; the original image's outline dashed. The axes
+    must show the padded image in its own pixels.
+
+    Examples
+    --------
+    >>> from course_lib.inference.tiling import tile_layout
+    >>> from course_lib.models import UNet
+    >>> layout = tile_layout(UNet(1, 2, base_channels=2, depth=2), (40, 40), (76, 76))
+    >>> ax = Figure().subplots()
+    >>> draw_tiles(ax, layout, tiles=(0,))
+    >>> len(ax.patches)  # the image outline, one input and one output tile
+    3
+    """
+    (mh, mw), (sh, sw) = layout.margin, layout.image_shape
+    ax.add_patch(Rectangle((mw - 0.5, mh - 0.5), sw, sh, fill=False, ls="--", ec="w", lw=1.5))
+    for k in tiles:
+        (y, x), (ih, iw), (oh, ow) = layout.corners[k], layout.tile_in, layout.tile_out
+        ax.add_patch(Rectangle((x - 0.5, y - 0.5), iw, ih, fill=False, ec="tab:blue", lw=2))
+        ax.add_patch(Rectangle((x + mw - 0.5, y + mh - 0.5), ow, oh, fill=False, ec="gold", lw=2))
+
+
+def training_curves(history: History, title: str = "Training", smooth: int = 10) -> Figure:
+    """Training loss (raw and a running mean over ``smooth`` steps) and validation curves.
+
+    Examples
+    --------
+    >>> from course_lib.training import History
+    >>> fig = training_curves(History(train_loss=[1.0, 0.5], val_steps=[2], val={"loss": [0.6]}))
+    >>> [ax.get_title() for ax in fig.axes]
+    ['Training: loss', 'Training: validation']
+    """
+    fig = Figure(figsize=(9, 3.2))
+    ax_loss, ax_val = fig.subplots(1, 2)
+    steps = range(1, history.steps + 1)
+    ax_loss.plot(steps, history.train_loss, color="0.75", lw=0.8, label="per step")
+    if history.steps >= smooth > 1:
+        kernel = torch.ones(smooth) / smooth
+        loss = torch.tensor(history.train_loss)[None, None]
+        mean = torch.conv1d(loss, kernel[None, None])[0, 0]
+        ax_loss.plot(range(smooth, history.steps + 1), mean.tolist(), color="C0", label="mean")
+    if "loss" in history.val:
+        ax_loss.plot(history.val_steps, history.val["loss"], "o-", color="C3", label="validation")
+    ax_loss.set(xlabel="optimizer step", ylabel="loss", title=f"{title}: loss")
+    ax_loss.legend()
+    metrics = [(name, values) for name, values in history.val.items() if name != "loss"]
+    for i, (name, values) in enumerate(metrics):
+        ax_val.plot(history.val_steps, values, "o-", color=f"C{i + 1}", label=name)
+    ax_val.set(xlabel="optimizer step", ylabel="metric", title=f"{title}: validation")
+    if metrics:
+        ax_val.legend()
+    fig.tight_layout()
     return fig

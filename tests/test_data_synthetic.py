@@ -14,7 +14,7 @@ from course_lib.data import (
     make_volumes,
     touching_fraction,
 )
-from course_lib.data.synthetic import _neighbour_differs
+from course_lib.data.cells import _neighbour_differs
 
 
 @pytest.fixture(scope="module")

@@ -250,9 +250,9 @@ def test_model_on_gpu_output_in_cpu_memory() -> None:
 def test_rejects_bad_arguments() -> None:
     volume = torch.zeros(1, 1, 8, 8)
     identity = torch.nn.Identity()
-    with pytest.raises(ValueError, match="volume"):
+    with pytest.raises(ValueError, match="image must be a tensor"):
         sliding_window_predict(identity, torch.zeros(8, 8), (4, 4))
-    with pytest.raises(ValueError, match="volume"):
+    with pytest.raises(ValueError, match="image must be a tensor"):
         sliding_window_predict(identity, volume, (4, 4, 4))
     with pytest.raises(ValueError, match="overlap"):
         sliding_window_predict(identity, volume, (4, 4), overlap=1.0)

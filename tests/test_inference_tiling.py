@@ -33,7 +33,7 @@ def test_2d_tiles_equal_whole_image(net2d):
     # depth 3: output tiles of 20 px step by 16 (pooling grids stay aligned), several tiles per axis
     assert layout.tile_out == (20, 20) and layout.stride == (16, 16)
     assert len(layout.corners) == 4 * 5
-    tiled = overlap_tile_predict(net2d, image, tile_shape=(108, 108), batch_size=3)
+    tiled = overlap_tile_predict(net2d, image, patch_size=(108, 108), batch_size=3)
     assert tiled.shape == (2, 2, 57, 83)
     torch.testing.assert_close(tiled, _whole_padded_prediction(net2d, image, layout))
 
@@ -56,7 +56,7 @@ def test_3d_tiles_equal_whole_volume():
     volume = torch.randn(1, 1, 19, 30, 26, dtype=torch.float64)
     layout = tile_layout(net, volume.shape[2:], (52, 56, 52))
     assert len(layout.corners) > 1
-    tiled = overlap_tile_predict(net, volume, tile_shape=(52, 56, 52))
+    tiled = overlap_tile_predict(net, volume, patch_size=(52, 56, 52))
     torch.testing.assert_close(tiled, _whole_padded_prediction(net, volume, layout))
 
 
@@ -66,7 +66,7 @@ def test_upsample_mode_tiles_exactly_too():
     image = torch.randn(1, 1, 40, 33, dtype=torch.float64)
     tile = net.valid_input_shape((60, 60))
     layout = tile_layout(net, image.shape[2:], tile)
-    tiled = overlap_tile_predict(net, image, tile_shape=tile)
+    tiled = overlap_tile_predict(net, image, patch_size=tile)
     torch.testing.assert_close(tiled, _whole_padded_prediction(net, image, layout))
 
 
@@ -98,13 +98,13 @@ def test_same_padding_falls_back_to_sliding_window():
     torch.manual_seed(3)
     net = UNet(1, 2, base_channels=2, depth=2, padding="same").eval()
     image = torch.randn(1, 1, 40, 52)
-    got = overlap_tile_predict(net, image, tile_shape=(24, 24), overlap=0.5)
+    got = overlap_tile_predict(net, image, patch_size=(24, 24), overlap=0.5)
     torch.testing.assert_close(got, sliding_window_predict(net, image, (24, 24), overlap=0.5))
 
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [(dict(tile_shape=(107, 108)), "does not go through"), (dict(batch_size=0), "batch_size")],
+    [(dict(patch_size=(107, 108)), "does not go through"), (dict(batch_size=0), "batch_size")],
 )
 def test_bad_input_raises(net2d, kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -117,3 +117,25 @@ def test_tile_too_small_for_the_pooling_grid():
     net = UNet(1, 2, base_channels=1, depth=3)
     with pytest.raises(ValueError, match="spacing"):
         tile_layout(net, (50, 50), net.valid_input_shape((1, 1)))
+
+
+def test_both_inference_functions_share_arguments_and_defaults():
+    import inspect
+
+    tiles = inspect.signature(overlap_tile_predict).parameters
+    windows = inspect.signature(sliding_window_predict).parameters
+    shared = ["model", "image", "patch_size", "overlap", "batch_size", "mirror_axes", "device"]
+    assert list(tiles) == [*shared, "output_device"]
+    assert list(windows)[: len(tiles)] == list(tiles)
+    for name in shared[3:]:
+        assert tiles[name].default == windows[name].default, name
+
+
+def test_mirroring_of_a_valid_net_averages_the_flipped_predictions():
+    torch.manual_seed(0)
+    net = UNet(1, 2, base_channels=2, depth=2).double().eval()
+    image = torch.randn(1, 1, 30, 34, dtype=torch.float64)
+    plain = overlap_tile_predict(net, image, (76, 76))
+    flipped = overlap_tile_predict(net, image.flip(3), (76, 76)).flip(3)
+    mirrored = overlap_tile_predict(net, image, (76, 76), mirror_axes=(1,))
+    torch.testing.assert_close(mirrored, (plain + flipped) / 2)

@@ -22,7 +22,7 @@ def _hand_example():
 def test_dice_against_hand_computation():
     # level 1: 1 - 2*0.5 / (1 + 1) = 0.5; level 2: 1 - 2*0.125 / (0.5 + 0.25) = 2/3; mean 7/12
     maps, g = _hand_example()
-    loss = attention_loss(maps, g, loss="dice", smooth=0.0)
+    loss = attention_loss(maps, g, loss="dice", smooth_nr=0.0, smooth_dr=0.0)
     torch.testing.assert_close(loss, torch.tensor(7 / 12))
 
 

@@ -78,3 +78,18 @@ def test_bad_weights_raise():
         dice_ce_loss(logits, labels, lambda_ce=-1.0)
     with pytest.raises(ValueError, match="jaccard_weight"):
         bce_minus_log_jaccard(logits[:, :1], labels.clamp(max=1), jaccard_weight=-1.0)
+
+
+def test_dice_ce_keeps_class_weights_and_pos_weight_apart():
+    g = torch.Generator().manual_seed(0)
+    binary, labels = (
+        torch.randn(2, 1, 4, 4, generator=g),
+        torch.randint(0, 2, (2, 4, 4), generator=g),
+    )
+    with pytest.raises(ValueError, match="pos_weight"):
+        dice_ce_loss(binary, labels, weight=[1.0, 3.0])  # once silently turned into pos_weight
+    expected = dice_loss(binary, labels) + binary_cross_entropy(binary, labels, pos_weight=3.0)
+    torch.testing.assert_close(dice_ce_loss(binary, labels, pos_weight=3.0), expected)
+    multi = torch.randn(2, 3, 4, 4, generator=g)
+    with pytest.raises(ValueError, match="class weights"):
+        dice_ce_loss(multi, labels, pos_weight=3.0)

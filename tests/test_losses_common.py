@@ -13,7 +13,7 @@ from course_lib import losses as L
 CASES = {
     "cross_entropy": (L.cross_entropy, {"weight": [0.2, 1.0, 3.0]}, "multi"),
     "binary_cross_entropy": (L.binary_cross_entropy, {"pos_weight": 3.0}, "binary"),
-    "focal_sigmoid": (L.focal_loss, {"alpha": 0.25}, "multi"),
+    "focal_sigmoid": (L.focal_loss, {"activation": "sigmoid", "alpha": 0.25}, "multi"),
     "focal_softmax": (L.focal_loss, {"activation": "softmax", "gamma": 1.5}, "multi"),
     "dice": (L.dice_loss, {}, "multi"),
     "dice_squared_batch": (L.dice_loss, {"squared": True, "batch": True}, "multi"),
@@ -168,7 +168,13 @@ def test_bad_options_raise_value_error():
     with pytest.raises(ValueError, match="activation"):
         L.dice_loss(logits, target, activation="relu")
     with pytest.raises(ValueError, match="single channel"):
-        L.dice_loss(logits[:, :1], target.clamp(max=1))
+        L.dice_loss(logits[:, :1], target.clamp(max=1), activation="softmax")
+    # the default activation follows the channel count: sigmoid for one channel, softmax for more
+    one = L.dice_loss(logits[:, :1], target.clamp(max=1))
+    assert torch.equal(one, L.dice_loss(logits[:, :1], target.clamp(max=1), activation="sigmoid"))
+    assert torch.equal(
+        L.focal_loss(logits, target), L.focal_loss(logits, target, activation="softmax")
+    )
     with pytest.raises(ValueError, match="ignore_index needs an integer"):
         L.dice_loss(logits, logits.softmax(1), ignore_index=-1)
     with pytest.raises(ValueError, match="smooth_nr"):

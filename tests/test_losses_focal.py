@@ -24,7 +24,9 @@ def test_sigmoid_focal_equals_monai(alpha, shape):
     monai_losses = pytest.importorskip("monai.losses")
     logits, labels, one_hot = _inputs(shape=shape)
     expected = monai_losses.FocalLoss(alpha=alpha, gamma=2.0)(logits, one_hot)
-    assert torch.allclose(focal_loss(logits, labels, alpha=alpha), expected.double(), atol=1e-6)
+    assert torch.allclose(
+        focal_loss(logits, labels, alpha=alpha, activation="sigmoid"), expected.double(), atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("alpha", [None, 0.25])
@@ -43,7 +45,8 @@ def test_gamma_zero_without_alpha_is_cross_entropy():
         focal_loss(logits, labels, gamma=0.0, activation="softmax"), cross_entropy(logits, labels)
     )
     assert torch.allclose(
-        focal_loss(logits, labels, gamma=0.0), binary_cross_entropy(logits, labels)
+        focal_loss(logits, labels, gamma=0.0, activation="sigmoid"),
+        binary_cross_entropy(logits, labels),
     )
 
 
@@ -82,10 +85,11 @@ def test_per_class_alpha_and_reductions():
     # alpha weights each pixel by its class, but the mean stays over pixels (not over weights)
     expected = F.cross_entropy(logits, labels, weight=alpha, reduction="sum") / labels.numel()
     assert torch.allclose(per_class, expected)
-    assert focal_loss(logits, labels, reduction="none").shape == logits.shape
+    sigmoid = {"activation": "sigmoid"}
+    assert focal_loss(logits, labels, reduction="none", **sigmoid).shape == logits.shape
     assert focal_loss(logits, labels, activation="softmax", reduction="none").shape == labels.shape
-    total = focal_loss(logits, labels, reduction="sum")
-    assert torch.allclose(total, focal_loss(logits, labels) * logits.numel())
+    total = focal_loss(logits, labels, reduction="sum", **sigmoid)
+    assert torch.allclose(total, focal_loss(logits, labels, **sigmoid) * logits.numel())
 
 
 def test_small_gamma_keeps_gradients_finite_at_perfect_predictions():

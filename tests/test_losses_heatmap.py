@@ -40,7 +40,7 @@ def test_bad_input_raises():
         gaussian_heatmaps(torch.zeros(1, 1, 2), (4, 4, 4), sigma=1.0)
     with pytest.raises(ValueError, match="sigma"):
         gaussian_heatmaps(torch.zeros(1, 1, 2), (4, 4), sigma=0.0)
-    with pytest.raises(ValueError, match="prediction's shape"):
+    with pytest.raises(ValueError, match="logits' shape"):
         heatmap_mse_loss(torch.zeros(1, 2, 4, 4), torch.zeros(1, 1, 4, 4))
     with pytest.raises(ValueError, match="keypoint_weight"):
         heatmap_mse_loss(

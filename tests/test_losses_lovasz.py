@@ -171,3 +171,19 @@ def test_bad_input_raises():
         lovasz_softmax(logits, labels, classes="some")
     with pytest.raises(ValueError, match="integer label map"):
         lovasz_softmax(logits, logits.softmax(1))
+
+
+def test_reduction_over_images():
+    g = torch.Generator().manual_seed(0)
+    logits, labels = (
+        torch.randn(3, 1, 5, 5, generator=g),
+        torch.randint(0, 2, (3, 5, 5), generator=g),
+    )
+    per_image = lovasz_hinge(logits, labels, reduction="none")
+    assert per_image.shape == (3,)
+    torch.testing.assert_close(per_image.mean(), lovasz_hinge(logits, labels))
+    torch.testing.assert_close(per_image.sum(), lovasz_hinge(logits, labels, reduction="sum"))
+    multi = torch.randn(3, 3, 5, 5, generator=g)
+    labels3 = torch.randint(0, 3, (3, 5, 5), generator=g)
+    assert lovasz_softmax(multi, labels3, reduction="none").shape == (1,)  # the batch is one item
+    assert lovasz_softmax(multi, labels3, per_image=True, reduction="none").shape == (3,)

@@ -112,28 +112,34 @@ def test_identical_masks_give_zero():
 
 @pytest.mark.parametrize("percentile", [None, 95])
 @pytest.mark.parametrize("directed", [False, True])
-def test_empty_masks_both_zero_one_inf(percentile, directed):
+def test_empty_masks_both_empty_value_one_inf(percentile, directed):
     empty, full = torch.zeros(6, 6, dtype=torch.bool), _square(6, 1, 4)
     kw = {"percentile": percentile, "directed": directed}
+    assert math.isnan(hausdorff_distance(empty, empty, **kw).item())  # undefined: NaN by default
+    assert math.isnan(average_surface_distance(empty, empty, symmetric=not directed).item())
+    kw["empty_value"] = 0.0
     assert hausdorff_distance(empty, empty, **kw).item() == 0.0
     assert math.isinf(hausdorff_distance(empty, full, **kw).item())
     assert math.isinf(hausdorff_distance(full, empty, **kw).item())
-    assert average_surface_distance(empty, empty, symmetric=not directed).item() == 0.0
-    assert math.isinf(average_surface_distance(full, empty, symmetric=not directed).item())
+    zero = {"symmetric": not directed, "empty_value": 0.0}
+    assert average_surface_distance(empty, empty, **zero).item() == 0.0
+    assert math.isinf(average_surface_distance(full, empty, **zero).item())
 
 
 def test_batched_over_items_and_classes_equals_one_by_one():
     pred, target = _random_pair((2, 3, 15, 16), 4, 0.2)
     pred[1, 2] = False  # one empty prediction inside the batch
     pred[0, 1] = target[0, 1] = False  # one item where both are empty
-    kw = {"spacing": (0.8, 1.7), "percentile": 95}
+    kw = {"spacing": (0.8, 1.7), "percentile": 95, "empty_value": 0.0}
     batch = hausdorff_distance(pred, target, **kw)
-    assd = average_surface_distance(pred, target, spacing=(0.8, 1.7))
+    assd = average_surface_distance(pred, target, spacing=(0.8, 1.7), empty_value=0.0)
     assert batch.shape == (2, 3) and batch.dtype == torch.float32
     for n in range(2):
         for c in range(3):
             assert batch[n, c] == hausdorff_distance(pred[n, c], target[n, c], **kw)
-            one = average_surface_distance(pred[n, c], target[n, c], spacing=(0.8, 1.7))
+            one = average_surface_distance(
+                pred[n, c], target[n, c], spacing=(0.8, 1.7), empty_value=0.0
+            )
             assert assd[n, c] == one
     assert batch[0, 1] == 0 and math.isinf(batch[1, 2])
     assert hausdorff_distance(pred, target, spatial_dims=2).shape == (2, 3)

@@ -52,13 +52,13 @@ def test_encoder_has_torchvision_vgg11_keys_shapes_and_parameter_count():
 
 
 def test_model_keys_are_the_encoder_keys_with_prefix():
-    keys = set(TernausNet(width=2).state_dict())
+    keys = set(TernausNet(3, 1, base_channels=2).state_dict())
     assert {f"encoder.features.{i}.{p}" for i in VGG11_CONVS for p in ("weight", "bias")} <= keys
 
 
 @pytest.mark.parametrize("size", [(32, 32), (64, 96)])
 def test_output_has_the_input_size(size):
-    net = TernausNet(in_channels=1, num_classes=2, width=4)
+    net = TernausNet(1, 2, base_channels=4)
     assert net(torch.randn(2, 1, *size)).shape == (2, 2, *size)
 
 
@@ -76,7 +76,7 @@ def test_encoder_skips_halve_the_size_and_follow_vgg_widths():
 
 def test_loading_a_torchvision_state_dict_copies_every_tensor():
     state = _torchvision_vgg11_state_dict()
-    net = TernausNet()
+    net = TernausNet(3, 1)
     assert net.center[0].out_channels == 512  # the 512-channel bottleneck conv
     report = load_vgg11_weights(net, state)
     assert set(report.loaded) == {k for k in state if k.startswith("features.")}
@@ -91,7 +91,7 @@ def test_loading_from_a_file(tmp_path):
     state = {k: v for k, v in _torchvision_vgg11_state_dict(1, 8).items() if "features" in k}
     path = tmp_path / VGG11_WEIGHTS_FILE
     torch.save(state, path)
-    net = TernausNet(width=8)
+    net = TernausNet(3, 1, base_channels=8)
     load_vgg11_weights(net, path)
     assert torch.equal(net.encoder.features[18].weight, state["features.18.weight"])
     assert find_vgg11_weights(tmp_path) == path
@@ -101,7 +101,7 @@ def test_loading_from_a_file(tmp_path):
 def test_gray_input_with_summed_rgb_kernels_equals_the_rgb_net_on_a_gray_image():
     torch.manual_seed(0)
     state = {k: v for k, v in _torchvision_vgg11_state_dict(width=8).items() if "features" in k}
-    rgb, gray = TernausNet(3, width=8), TernausNet(1, width=8)
+    rgb, gray = TernausNet(3, 1, base_channels=8), TernausNet(1, 1, base_channels=8)
     load_vgg11_weights(rgb, state)
     report = load_vgg11_weights(gray, state)
     assert report.adapted == ("features.0.weight",)
@@ -112,7 +112,7 @@ def test_gray_input_with_summed_rgb_kernels_equals_the_rgb_net_on_a_gray_image()
 
 
 def test_an_encoder_trained_in_the_course_loads_into_another_net():
-    source, target = TernausNet(1, width=4), TernausNet(1, width=4)
+    source, target = TernausNet(1, 1, base_channels=4), TernausNet(1, 1, base_channels=4)
     report = load_vgg11_weights(target, source.encoder.state_dict())
     assert report.ignored == ()
     assert all(
@@ -124,9 +124,9 @@ def test_an_encoder_trained_in_the_course_loads_into_another_net():
 
 
 def test_mismatch_fails_clearly_and_copies_nothing():
-    net = TernausNet(width=8)
+    net = TernausNet(3, 1, base_channels=8)
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    with pytest.raises(ValueError, match=r"shape mismatch.*width=8.*width=64"):
+    with pytest.raises(ValueError, match=r"shape mismatch.*base_channels=8.*base_channels=64"):
         load_vgg11_weights(net, _torchvision_vgg11_state_dict())
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     with pytest.raises(ValueError, match=r"lacks 16 of the 16.*features.0.weight"):
@@ -145,21 +145,21 @@ def test_threshold_is_the_papers_0_3():
 
 
 def test_gradients_reach_the_encoder():
-    net = TernausNet(1, width=2)
+    net = TernausNet(1, 1, base_channels=2)
     net(torch.randn(1, 1, 32, 32)).sum().backward()
     assert net.encoder.features[0].weight.grad.abs().sum() > 0
 
 
 def test_bad_input():
-    net = TernausNet(1, width=2)
+    net = TernausNet(1, 1, base_channels=2)
     with pytest.raises(ValueError, match="multiples of 32"):
         net(torch.zeros(1, 1, 48, 40))
     with pytest.raises(ValueError, match=r"\(N, 1, H, W\)"):
         net(torch.zeros(1, 3, 32, 32))
     with pytest.raises(ValueError, match="even"):
-        TernausNet(width=5)
+        TernausNet(3, 1, base_channels=5)
     with pytest.raises(ValueError, match="num_classes"):
-        TernausNet(num_classes=0)
+        TernausNet(3, num_classes=0)
 
 
 def test_ternausnet_loss_by_hand_and_gradcheck():
@@ -177,7 +177,7 @@ def test_ternausnet_loss_by_hand_and_gradcheck():
 
 def test_ternausnet_loss_trains_the_net_one_step():
     torch.manual_seed(0)
-    net = TernausNet(1, width=2)
+    net = TernausNet(1, 1, base_channels=2)
     x, y = torch.randn(2, 1, 32, 32), torch.randint(0, 2, (2, 32, 32))
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
     before = bce_minus_log_jaccard(net(x), y)

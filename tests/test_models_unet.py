@@ -10,6 +10,7 @@ from torch import nn
 
 from course_lib.models import _shapes
 from course_lib.models.unet import UNet, shape_table
+from course_lib.ops import center_crop
 
 
 def _n_params(model: nn.Module) -> int:
@@ -144,6 +145,6 @@ def test_bfloat16_autocast_on_cpu_is_close_to_float32():
 
 def test_center_crop():
     x = torch.arange(36.0).reshape(1, 6, 6)
-    assert torch.equal(_shapes.center_crop(x, (2, 4)), x[:, 2:4, 1:5])
+    assert torch.equal(center_crop(x, (2, 4)), x[:, 2:4, 1:5])
     with pytest.raises(ValueError, match="centre-crop"):
-        _shapes.center_crop(x, (3, 4))
+        center_crop(x, (3, 4))

@@ -7,10 +7,11 @@ import pytest
 import torch
 from torch import nn
 
+from course_lib.blocks.conv import ConvNormAct
 from course_lib.losses.attention import attention_loss
 from course_lib.models.unet25d import (
+    BLOCK_OPTIONS,
     UNet25D,
-    conv_bn_prelu,
     receptive_field_by_gradient,
     unet_receptive_field,
 )
@@ -25,7 +26,7 @@ def test_paper_configuration_shapes_on_anisotropic_input():
     net = UNet25D(1, 2, base_channels=4)  # the paper's 5 levels, 2 of them 2D
     assert net.size_divisor == (4, 16, 16)
     x = torch.randn(2, 1, 8, 32, 48)  # few thick slices, many in-plane voxels
-    logits, maps = net(x, return_attention=True)
+    logits, maps = net(x, return_auxiliary=True)
     assert logits.shape == (2, 2, 8, 32, 48)
     # levels 1-2 pool in-plane only, then 2x2x2: the maps of decoder levels 1..4
     assert [tuple(a.shape) for a in maps] == [
@@ -35,19 +36,19 @@ def test_paper_configuration_shapes_on_anisotropic_input():
         (2, 1, 4, 4, 6),
     ]
     assert all(torch.all((a >= 0) & (a <= 1)) for a in maps)
-    assert net.attention_maps == maps  # kept for loops that see only the logits
+    assert not hasattr(net, "attention_maps")  # nothing (and no graph) kept on the module
     assert torch.equal(net(x), logits)  # plain call: the logits alone
 
 
 def test_channels_double_per_level_from_16():
-    net = UNet25D()
+    net = UNet25D(1, 2)
     widths = [block[1][0].out_channels for block in net.encoder]
     assert widths == [16, 32, 64, 128, 256]
 
 
 @pytest.mark.parametrize("levels_2d", [0, 2, 5])
 def test_which_levels_use_2d_kernels_and_in_plane_pooling(levels_2d):
-    net = UNet25D(1, 2, base_channels=4, levels=5, levels_2d=levels_2d)
+    net = UNet25D(1, 2, base_channels=4, depth=4, levels_2d=levels_2d)
     for level in range(5):
         expected = (1, 3, 3) if level < levels_2d else (3, 3, 3)
         assert set(_kernels(net.encoder[level])) == {expected}, level
@@ -60,14 +61,17 @@ def test_which_levels_use_2d_kernels_and_in_plane_pooling(levels_2d):
 
 
 def test_block_is_conv_bn_prelu():
-    block = conv_bn_prelu(2, 4, (1, 3, 3))
-    assert [type(m) for m in block] == [nn.Conv3d, nn.BatchNorm3d, nn.PReLU]
-    assert block[0].padding == (0, 1, 1) and block[0].bias is None
+    net = UNet25D(1, 2, base_channels=4, depth=2, levels_2d=1)
+    for block in [*net.encoder, *net.decoder]:
+        for unit in block:
+            assert [type(m) for m in unit] == [nn.Conv3d, nn.BatchNorm3d, nn.PReLU]
+            assert unit[0].bias is None
+    assert net.encoder[0][0][0].padding == (0, 1, 1)
 
 
 def test_all_2d_net_never_mixes_slices():
     torch.manual_seed(1)
-    net = UNet25D(1, 2, base_channels=4, levels=3, levels_2d=3).eval()
+    net = UNet25D(1, 2, base_channels=4, depth=2, levels_2d=3).eval()
     x = torch.randn(1, 1, 5, 16, 16)
     y = x.clone()
     y[:, :, 2] += 1.0
@@ -81,20 +85,22 @@ def test_all_2d_net_never_mixes_slices():
 )
 def test_receptive_field_formula_matches_the_gradient(levels_2d, input_shape, expected):
     torch.manual_seed(0)
-    net = UNet25D(1, 2, base_channels=8, levels=3, levels_2d=levels_2d)
+    net = UNet25D(1, 2, base_channels=8, depth=2, levels_2d=levels_2d)
     assert net.receptive_field == expected
     assert receptive_field_by_gradient(net, input_shape) == expected
 
 
 def test_receptive_field_without_attention_and_in_mm():
-    net = UNet25D(1, 2, base_channels=4, levels=3, levels_2d=1, attention=False)
+    net = UNet25D(1, 2, base_channels=4, depth=2, levels_2d=1, attention=False)
     assert net.receptive_field == (18, 44, 44)
     assert receptive_field_by_gradient(net, (1, 1, 32, 64, 64)) == (18, 44, 44)
     # the paper's net on 1.5 x 0.4 x 0.4 mm voxels: 2.5D balances mm, 3D does not
     mm = {
         l2: [
             v * s
-            for v, s in zip(UNet25D(levels_2d=l2).receptive_field, (1.5, 0.4, 0.4), strict=True)
+            for v, s in zip(
+                UNet25D(1, 2, levels_2d=l2).receptive_field, (1.5, 0.4, 0.4), strict=True
+            )
         ]
         for l2 in (0, 2)
     }
@@ -102,37 +108,37 @@ def test_receptive_field_without_attention_and_in_mm():
 
 
 def test_gradient_measurement_refuses_a_too_small_input():
-    net = UNet25D(1, 2, base_channels=4, levels=2, levels_2d=0, attention=False)
+    net = UNet25D(1, 2, base_channels=4, depth=1, levels_2d=0, attention=False)
     with pytest.raises(ValueError, match="too small"):
         receptive_field_by_gradient(net, (1, 1, 8, 8, 8))
 
 
 def test_attention_loss_trains_the_attention_modules():
     torch.manual_seed(2)
-    net = UNet25D(1, 2, base_channels=4, levels=3, levels_2d=1)
+    net = UNet25D(1, 2, base_channels=4, depth=2, levels_2d=1)
     x = torch.randn(2, 1, 4, 16, 16)
     foreground = torch.zeros(2, 4, 16, 16)
     foreground[:, 1:3, 4:8, 4:8] = 1
-    net(x)
-    attention_loss(net.attention_maps, foreground).backward()
+    _, maps = net(x, return_auxiliary=True)
+    attention_loss(maps, foreground).backward()
     for sa in net.spatial_attention:
         assert sa.conv2.weight.grad is not None and sa.conv2.weight.grad.abs().sum() > 0
     assert net.head.weight.grad is None  # the head does not shape the maps
 
 
 def test_without_attention():
-    net = UNet25D(1, 3, base_channels=4, levels=3, attention=False)
+    net = UNet25D(1, 3, base_channels=4, depth=2, attention=False)
     assert len(net.spatial_attention) == 0
     assert net(torch.randn(1, 1, 2, 8, 8)).shape == (1, 3, 2, 8, 8)
     with pytest.raises(ValueError, match="attention=True"):
-        net(torch.randn(1, 1, 2, 8, 8), return_attention=True)
+        net(torch.randn(1, 1, 2, 8, 8), return_auxiliary=True)
 
 
 def test_bfloat16_forward_is_finite():
     torch.manual_seed(3)
-    net = UNet25D(2, 2, base_channels=4, levels=3).eval()
+    net = UNet25D(2, 2, base_channels=4, depth=2).eval()
     x = torch.randn(1, 2, 4, 16, 16)
-    low, maps = net.to(torch.bfloat16)(x.bfloat16(), return_attention=True)
+    low, maps = net.to(torch.bfloat16)(x.bfloat16(), return_auxiliary=True)
     assert low.dtype == torch.bfloat16 and torch.isfinite(low).all()
     assert all(torch.all((a >= 0) & (a <= 1)) for a in maps)
 
@@ -148,22 +154,22 @@ def test_receptive_field_helper_examples():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"levels": 1}, "levels must be"),
-        ({"levels": 3, "levels_2d": 4}, "levels_2d"),
+        ({"depth": 0}, "depth must be"),
+        ({"depth": 2, "levels_2d": 4}, "levels_2d"),
         ({"base_channels": 1}, "base_channels"),
         ({"in_channels": 0}, "in_channels"),
     ],
 )
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        UNet25D(**kwargs)
+        UNet25D(**{"in_channels": 1, "num_classes": 2, **kwargs})
 
 
 def test_bad_input():
-    net = UNet25D(2, 2, base_channels=4, levels=3, levels_2d=1)
+    net = UNet25D(2, 2, base_channels=4, depth=2, levels_2d=1)
     with pytest.raises(ValueError, match=r"\(N, 2, D, H, W\)"):
         net(torch.randn(1, 1, 2, 8, 8))
     with pytest.raises(ValueError, match=r"multiples of \(2, 4, 4\)"):
         net(torch.randn(1, 2, 3, 8, 8))
     with pytest.raises(ValueError, match="kernel_size"):
-        conv_bn_prelu(1, 1, (2, 3, 3))
+        ConvNormAct(1, 1, kernel_size=(2, 3, 3), **BLOCK_OPTIONS)

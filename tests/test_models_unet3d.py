@@ -55,7 +55,7 @@ def test_package_parameter_count_differs_by_norm_scales_and_up_conv_biases(paper
 
 
 def test_paper_count_without_norm_excludes_only_up_conv_biases():
-    net = UNet3D(3, 3, base_channels=4, depth=2, norm=None)
+    net = UNet3D(3, 3, base_channels=8, depth=2, norm=None)
     total = sum(p.numel() for p in net.parameters())
     up_biases = sum(m.bias.numel() for m in net.modules() if isinstance(m, nn.ConvTranspose3d))
     assert paper_parameter_count(net) == total - up_biases
@@ -92,7 +92,7 @@ def test_analysis_block_reaches_half_width_first():
 @settings(max_examples=6, deadline=None)
 @given(depth=st.integers(1, 2), d=st.integers(0, 6), h=st.integers(0, 6), w=st.integers(0, 6))
 def test_forward_shape_matches_output_shape(depth, d, h, w):
-    net = UNet3D(1, 2, base_channels=1, depth=depth).eval()
+    net = UNet3D(1, 2, base_channels=2, depth=depth).eval()
     shape = net.valid_input_shape((8 + 2 * d, 8 + 2 * h, 8 + 2 * w))
     with torch.no_grad():
         out = net(torch.zeros(1, 1, *shape))
@@ -100,13 +100,13 @@ def test_forward_shape_matches_output_shape(depth, d, h, w):
 
 
 def test_same_padding_keeps_the_size():
-    net = UNet3D(2, 3, base_channels=2, depth=2, padding="same").eval()
+    net = UNet3D(2, 3, base_channels=4, depth=2, padding="same").eval()
     with torch.no_grad():
         assert net(torch.randn(2, 2, 8, 12, 16)).shape == (2, 3, 8, 12, 16)
 
 
 def test_invalid_sizes_and_arguments_raise_clear_errors():
-    net = UNet3D(1, 2, base_channels=1, depth=2)
+    net = UNet3D(1, 2, base_channels=2, depth=2)
     with pytest.raises(ValueError, match="nearest valid sizes"):
         net(torch.zeros(1, 1, 45, 44, 44))
     with pytest.raises(ValueError, match=r"x must have shape \(N, 1, D, H, W\)"):
@@ -121,14 +121,14 @@ def test_invalid_sizes_and_arguments_raise_clear_errors():
 
 
 def test_every_parameter_gets_a_gradient():
-    net = UNet3D(1, 3, base_channels=2, depth=2)
+    net = UNet3D(1, 3, base_channels=4, depth=2)
     net(torch.randn(2, 1, 44, 44, 44)).sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
 
 
 def test_bfloat16_forward_is_finite_and_close_to_float32():
     torch.manual_seed(0)
-    net = UNet3D(1, 2, base_channels=2, depth=1, padding="same").eval()
+    net = UNet3D(1, 2, base_channels=4, depth=1, padding="same").eval()
     x = torch.randn(1, 1, 8, 8, 8)
     with torch.no_grad():
         ref = net(x)
@@ -140,11 +140,11 @@ def test_bfloat16_forward_is_finite_and_close_to_float32():
 def test_overlap_tile_prediction_of_a_volume_equals_one_tile():
     tiling = pytest.importorskip("course_lib.inference.tiling")
     torch.manual_seed(0)
-    net = UNet3D(1, 2, base_channels=1, depth=2).double()
+    net = UNet3D(1, 2, base_channels=2, depth=2).double()
     net(torch.randn(2, 1, 44, 44, 44, dtype=torch.float64))  # non-trivial batch-norm statistics
     net.eval()
     volume = torch.randn(1, 1, 9, 14, 11, dtype=torch.float64)
-    tiled = tiling.overlap_tile_predict(net, volume, tile_shape=(44, 44, 44))
+    tiled = tiling.overlap_tile_predict(net, volume, patch_size=(44, 44, 44))
     assert tiling.tile_layout(net, (9, 14, 11), (44, 44, 44)).corners[1:]  # several tiles
     whole = tiling.overlap_tile_predict(net, volume)  # one tile covers the volume
     assert tiled.shape == (1, 2, 9, 14, 11)

@@ -18,7 +18,6 @@ class Oracle(torch.nn.Module):
     def __init__(self, scale: float = 20.0) -> None:
         super().__init__()
         self.scale = torch.nn.Parameter(torch.tensor(scale))
-        self.deep_supervision = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         fg = self.scale * (x[:, :1] - 0.5)
@@ -65,7 +64,7 @@ def test_folds_average_logits() -> None:
     a, b = Oracle(2.0), Oracle(6.0)
     mean = predict_logits([a, b], data, (8, 8, 8))
     torch.testing.assert_close(mean, predict_logits([Oracle(4.0)], data, (8, 8, 8)))
-    assert a.deep_supervision and a.training  # restored afterwards
+    assert a.training  # restored afterwards
     with pytest.raises(ValueError):
         predict_logits([], data, (8, 8, 8))
 

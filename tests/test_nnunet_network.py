@@ -9,15 +9,16 @@ from course_lib.nnunet.network import PlainConvUNet, build_network, deep_supervi
 from course_lib.nnunet.planning import features_per_stage, pool_and_conv_props
 
 
-def small_net(dim: int = 3, ds: bool = True) -> PlainConvUNet:
+def small_net(dim: int = 3) -> PlainConvUNet:
     topo = pool_and_conv_props((3.0, 1.0, 1.0)[-dim:], (8, 32, 32)[-dim:])
     feats = [f // 8 for f in features_per_stage(len(topo.strides), dim)]
-    return PlainConvUNet(2, 3, feats, topo.kernel_sizes, topo.strides, deep_supervision=ds)
+    return PlainConvUNet(2, 3, feats, topo.kernel_sizes, topo.strides)
 
 
 def test_deep_supervision_outputs_at_every_decoder_resolution() -> None:
     net = small_net()
-    outputs = net(torch.zeros(1, 2, 8, 32, 32))
+    logits, auxiliary = net(torch.zeros(1, 2, 8, 32, 32), return_auxiliary=True)
+    outputs = [logits, *auxiliary]
     shapes = [tuple(o.shape[2:]) for o in outputs]
     assert shapes[0] == (8, 32, 32)
     assert len(outputs) == len(net.encoder) - 1
@@ -30,12 +31,12 @@ def test_deep_supervision_outputs_at_every_decoder_resolution() -> None:
 
 
 def test_without_deep_supervision_one_full_resolution_output() -> None:
-    out = small_net(ds=False)(torch.zeros(2, 2, 8, 32, 32))
+    out = small_net()(torch.zeros(2, 2, 8, 32, 32))
     assert out.shape == (2, 3, 8, 32, 32)
 
 
 def test_2d_net_and_instance_norm_is_per_sample() -> None:
-    net = small_net(dim=2, ds=False).eval()
+    net = small_net(dim=2).eval()
     x = torch.randn(2, 2, 32, 32)
     together = net(x)
     alone = net(x[:1])
@@ -86,7 +87,7 @@ def test_build_network_from_plan_and_features_scale() -> None:
 
 
 def test_bfloat16_forward_is_finite() -> None:
-    net = small_net(ds=False).to(torch.bfloat16)
+    net = small_net().to(torch.bfloat16)
     out = net(torch.randn(1, 2, 8, 32, 32, dtype=torch.bfloat16))
     assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
 

@@ -67,7 +67,7 @@ def test_memory_estimate_matches_network_feature_maps() -> None:
 
     topo = pool_and_conv_props((2.0, 1.0, 1.0), (12, 40, 36))
     feats = planning.features_per_stage(len(topo.strides), 3)
-    net = PlainConvUNet(2, 3, feats, topo.kernel_sizes, topo.strides, deep_supervision=False)
+    net = PlainConvUNet(2, 3, feats, topo.kernel_sizes, topo.strides)
     total = 0
 
     def count(_module: torch.nn.Module, _inp: object, out: torch.Tensor) -> None:

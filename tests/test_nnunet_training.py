@@ -96,7 +96,8 @@ def test_deep_supervision_loss_weights_the_outputs() -> None:
     ) + w[1] * dice_ce_loss(
         outputs[1], small[:, 0].long(), include_background=False, smooth_nr=1e-5, smooth_dr=1e-5
     )
-    torch.testing.assert_close(deep_supervision_loss(outputs, target), expected)
+    pair = (outputs[0], outputs[1:])  # what net(x, return_auxiliary=True) returns
+    torch.testing.assert_close(deep_supervision_loss(pair, target), expected)
     # a single output: plain Dice + CE
     torch.testing.assert_close(
         deep_supervision_loss(outputs[0], target),
@@ -110,4 +111,4 @@ def test_deep_supervision_loss_gradcheck() -> None:
         torch.randn(1, 3, 2, 2, dtype=torch.float64, requires_grad=True),
         torch.randn(1, 3, 1, 1, dtype=torch.float64, requires_grad=True),
     ]
-    assert torch.autograd.gradcheck(lambda a, b: deep_supervision_loss([a, b], target), logits)
+    assert torch.autograd.gradcheck(lambda a, b: deep_supervision_loss((a, [b]), target), logits)

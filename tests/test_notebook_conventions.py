@@ -22,8 +22,37 @@ REPOSITORY = "segmentation-course/segmentation-course"
 COLAB_PREFIX = f"https://colab.research.google.com/github/{REPOSITORY}/blob/main/notebooks/"
 MAX_CODE_CELLS = 30
 
+_PINNED_TAG = re.compile(r"segmentation-course@v(\d+\.\d+\.\d+)\b")
+_REQUIRED = re.compile(r"require_version\(\s*['\"]([^'\"]+)['\"]")
 _CUDA_LITERAL = re.compile(r"""['"]cuda(:\d+)?['"]|\.cuda\(""")
 _PIP_LINE = re.compile(r"^\s*%pip\s+install\b.*$", re.MULTILINE)
+
+
+def listed_versions() -> set[str]:
+    """The versions CHANGELOG.md lists (``## 0.2.0 - ...``), released or about to be."""
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    return set(re.findall(r"^## \[?(\d+\.\d+\.\d+)", changelog, re.MULTILINE))
+
+
+def _pin_problems(install: str, env: str) -> list[str]:
+    """The install cell pins a release (tag ``vX.Y.Z``) that require_version names too."""
+    tags = {m.group(1) for line in _PIP_LINE.findall(install) for m in _PINNED_TAG.finditer(line)}
+    if len(tags) != 1:
+        return [
+            "pinned-release: the install cell must install one tagged release, "
+            f'"course-lib @ git+https://github.com/{REPOSITORY}@vX.Y.Z"; found {sorted(tags)}'
+        ]
+    (tag,) = tags
+    problems = []
+    required = _REQUIRED.findall(env)
+    if required and required != [tag]:
+        problems.append(
+            f"pinned-release: the install cell installs v{tag} but the environment cell requires "
+            f"{required}; they must name the same release"
+        )
+    if tag not in listed_versions():
+        problems.append(f"pinned-release: v{tag} is not a version listed in CHANGELOG.md")
+    return problems
 
 
 def _source(cell: dict) -> str:
@@ -158,6 +187,8 @@ def check_notebook(path: Path) -> list[str]:
             problems.append(f"install-cell: never (re)install torch or numpy: {line.strip()}")
 
     env = _source(code[1]) if len(code) > 1 else ""
+    if pip_lines:
+        problems += _pin_problems(install, env)
     if "require_version(" not in env or "environment_report()" not in env:
         problems.append(
             "environment-cell: the second code cell must call runtime.require_version(...) and "
@@ -202,6 +233,9 @@ def test_good_fixture_passes():
         ("no_badge.ipynb", "colab-badge"),
         ("install_always.ipynb", "install-cell"),
         ("repins_torch.ipynb", "install-cell"),
+        ("unpinned_install.ipynb", "pinned-release"),
+        ("pin_disagrees.ipynb", "pinned-release"),
+        ("pin_unlisted.ipynb", "pinned-release"),
         ("no_environment_cell.ipynb", "environment-cell"),
         ("with_outputs.ipynb", "outputs"),
         ("with_execution_count.ipynb", "outputs"),

@@ -138,9 +138,18 @@ def test_require_version():
     runtime.require_version("0.0.1")
     runtime.require_version(__version__)
     runtime.require_version("0.1", installed="0.1.0+local")
-    with pytest.raises(RuntimeError, match=r"needs course_lib 9\.0 or newer, but course_lib"):
+    with pytest.raises(RuntimeError, match=r"written for course_lib 9\.0, but the older"):
         runtime.require_version("9.0")
     assert runtime._version_tuple("0.10.2") > runtime._version_tuple("0.9.9")
+
+
+def test_require_version_says_how_to_install_the_pinned_release():
+    with pytest.raises(RuntimeError) as info:
+        runtime.require_version("0.2.0", installed="0.1.0")
+    message = str(info.value)
+    assert "course_lib 0.2.0" in message and "course_lib 0.1.0 is installed" in message
+    assert runtime.release_requirement("0.2.0") in message  # the tag v0.2.0
+    assert "@v0.2.0" in message and "Restart session" in message and "first cell" in message
 
 
 def test_environment_report_names_versions_device_profile():

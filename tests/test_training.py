@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_lib import viz
 from course_lib.training import History, evaluate, fit, load_checkpoint, save_checkpoint
 
 
@@ -45,7 +46,7 @@ def test_fit_learns_and_records_history():
     assert history.val["accuracy"][-1] > 0.95
     assert set(history.val) == {"loss", "accuracy"}
     assert model.training  # validation restored train mode
-    assert history.plot().axes  # draws without error
+    assert viz.training_curves(history).axes  # draws without error
 
 
 def test_epochs_count_passes_over_the_batches():
@@ -186,28 +187,32 @@ def test_bad_batches_raise():
 
 
 class _DeepSupervised(nn.Module):
-    """Full-resolution logits plus a half-resolution copy, as nnU-Net's deep supervision returns."""
+    """Full-resolution logits plus a half-resolution copy, the package's auxiliary convention."""
 
     def __init__(self) -> None:
         super().__init__()
         self.conv = _model()
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, *, return_auxiliary: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         out = self.conv(x)
-        return [out, F.avg_pool2d(out, 2)]
+        return (out, [F.avg_pool2d(out, 2)]) if return_auxiliary else out
 
 
-def test_list_outputs_reach_the_loss_and_targets_are_not_cropped():
+def test_auxiliary_outputs_reach_the_loss_and_targets_are_not_cropped():
     seen = []
 
     def loss_fn(outputs, y):
-        seen.append(([tuple(o.shape) for o in outputs], tuple(y.shape)))
-        return F.cross_entropy(outputs[0], y) + 0.5 * outputs[1].square().mean()
+        logits, auxiliary = outputs
+        seen.append(([tuple(o.shape) for o in (logits, *auxiliary)], tuple(y.shape)))
+        return F.cross_entropy(logits, y) + 0.5 * auxiliary[0].square().mean()
 
     model = _DeepSupervised()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    fit(model, _toy_batches(1), loss_fn, opt, iterations=2, progress=False)
+    fit(model, _toy_batches(1), loss_fn, opt, iterations=2, auxiliary=True, progress=False)
     assert seen[0] == ([(2, 2, 12, 12), (2, 2, 6, 6)], (2, 12, 12))
+    assert model(torch.zeros(1, 1, 12, 12)).shape == (1, 2, 12, 12)  # a plain call: logits
 
 
 def test_clip_grad_norm_bounds_each_step():

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from course_lib.blocks.conv import conv_layer
+from course_lib.ops.checks import check_int
 
 
 class AttentionGate(nn.Module):
@@ -64,8 +65,7 @@ class AttentionGate(nn.Module):
             ("gating_channels", gating_channels),
             ("inter_channels", inter),
         ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_int(name, value)
         conv = conv_layer(spatial_dims)
         self.spatial_dims = spatial_dims
         self.theta_x = conv(skip_channels, inter, 1, bias=False)  # W_x (eq. 1 has no bias here)

@@ -22,21 +22,11 @@ from typing import Any
 
 from torch import nn
 
+from course_lib.ops.checks import check_choice, check_spatial_dims, kernel_tuple
+
 PADDINGS = ("valid", "same")
 NORMS = (None, "batch", "instance")
-ACTIVATIONS = ("relu", "leaky_relu", "prelu")
-
-
-def check_spatial_dims(spatial_dims: int) -> int:
-    """Return ``spatial_dims`` if it is 2 or 3, else raise ``ValueError``."""
-    if spatial_dims not in (2, 3):
-        raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}")
-    return spatial_dims
-
-
-def _check_choice(name: str, value: object, choices: tuple) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+ACTIVATIONS = (None, "relu", "leaky_relu", "prelu")
 
 
 def conv_layer(spatial_dims: int) -> type[nn.Module]:
@@ -59,7 +49,7 @@ def norm_layer(norm: str | None, channels: int, spatial_dims: int) -> nn.Module:
 
     Instance norm gets a learnable scale and shift (``affine=True``) like batch norm, as in nnU-Net.
     """
-    _check_choice("norm", norm, NORMS)
+    check_choice("norm", norm, NORMS)
     if norm is None:
         return nn.Identity()
     if norm == "batch":
@@ -69,9 +59,12 @@ def norm_layer(norm: str | None, channels: int, spatial_dims: int) -> nn.Module:
     )
 
 
-def activation_layer(activation: str, channels: int) -> nn.Module:
-    """ReLU (U-Net), leaky ReLU of slope 0.01 (nnU-Net) or PReLU, one slope per channel (V-Net)."""
-    _check_choice("activation", activation, ACTIVATIONS)
+def activation_layer(activation: str | None, channels: int) -> nn.Module:
+    """ReLU (U-Net), leaky ReLU of slope 0.01 (nnU-Net), PReLU with one slope per channel (V-Net),
+    or none (identity: a conv-norm whose output is added to a shortcut first, as in ResNet)."""
+    check_choice("activation", activation, ACTIVATIONS)
+    if activation is None:
+        return nn.Identity()
     if activation == "relu":
         return nn.ReLU(inplace=True)
     if activation == "leaky_relu":
@@ -82,6 +75,10 @@ def activation_layer(activation: str, channels: int) -> nn.Module:
 class ConvNormAct(nn.Sequential):
     """One convolution, then (optionally) a normalisation, then the activation.
 
+    The one convolution unit of the package: U-Net's (3x3, ReLU), V-Net's (5x5x5, PReLU), the
+    2.5D U-Net's (1x3x3 or 3x3x3, batch norm, PReLU) and nnU-Net's (per-axis kernel and stride,
+    instance norm, leaky ReLU, bias kept) are all this class with different arguments.
+
     Parameters
     ----------
     in_channels, out_channels : int
@@ -91,14 +88,27 @@ class ConvNormAct(nn.Sequential):
     kernel_size : int or sequence of int
         Side of a cubic kernel, or one side per spatial axis (e.g. ``(1, 3, 3)``: in-plane only);
         odd, so that ``"same"`` padding is symmetric.
+    stride : int or sequence of int
+        Step of the convolution (nnU-Net down-samples with a stride-2 first convolution). With
+        ``"same"`` padding a stride ``s`` gives ``ceil(size / s)``.
     padding : {"valid", "same"}
         ``"valid"`` trims ``kernel_size - 1`` pixels per axis (the U-Net paper); ``"same"`` pads
-        with zeros to keep the size.
+        ``kernel_size // 2`` zeros on each side to keep the size.
     norm : {None, "batch", "instance"}
-        Normalisation after the convolution. With a norm the convolution has no bias: the norm
-        subtracts the mean, which would cancel any bias anyway.
-    activation : {"relu", "leaky_relu", "prelu"}
-        The non-linearity.
+        Normalisation after the convolution.
+    activation : {"relu", "leaky_relu", "prelu", None}
+        The non-linearity; ``None`` for none (conv-norm only).
+    bias : bool, optional
+        Whether the convolution has a bias. Default: only without a norm, since the norm
+        subtracts the mean, which cancels any bias (nnU-Net keeps it anyway: ``bias=True``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> down = ConvNormAct(1, 4, spatial_dims=3, kernel_size=(1, 3, 3), stride=(1, 2, 2),
+    ...                    padding="same", norm="instance", activation="leaky_relu", bias=True)
+    >>> down(torch.zeros(1, 1, 5, 8, 8)).shape
+    torch.Size([1, 4, 5, 4, 4])
     """
 
     def __init__(
@@ -108,25 +118,21 @@ class ConvNormAct(nn.Sequential):
         *,
         spatial_dims: int = 2,
         kernel_size: int | Sequence[int] = 3,
+        stride: int | Sequence[int] = 1,
         padding: str = "valid",
         norm: str | None = None,
-        activation: str = "relu",
+        activation: str | None = "relu",
+        bias: bool | None = None,
     ) -> None:
-        _check_choice("padding", padding, PADDINGS)
-        if isinstance(kernel_size, int):
-            kernel_size = (kernel_size,) * spatial_dims
-        kernel = tuple(kernel_size)
-        if len(kernel) != spatial_dims or any(k < 1 or k % 2 == 0 for k in kernel):
-            raise ValueError(
-                f"kernel_size must be a positive odd int or {spatial_dims} of them, got "
-                f"{kernel_size!r}"
-            )
+        check_choice("padding", padding, PADDINGS)
+        kernel = kernel_tuple(kernel_size, check_spatial_dims(spatial_dims))
         conv = conv_layer(spatial_dims)(
             in_channels,
             out_channels,
             kernel,
+            stride=stride if isinstance(stride, int) else tuple(stride),
             padding=0 if padding == "valid" else tuple(k // 2 for k in kernel),
-            bias=norm is None,
+            bias=norm is None if bias is None else bias,
         )
         super().__init__(
             conv,
@@ -139,8 +145,18 @@ class DoubleConv(nn.Sequential):
     """Two :class:`ConvNormAct` in a row: the unit of every U-Net level (Ronneberger et al. Fig. 1).
 
     With ``padding="valid"`` and 3x3 kernels the block trims 4 pixels per axis (2 per side).
-    Takes the same keyword arguments as :class:`ConvNormAct`; ``mid_channels`` (default
-    ``out_channels``) is the width after the first convolution.
+    Takes the keyword arguments of :class:`ConvNormAct` (kernel, norm, activation, bias apply to
+    both convolutions); ``stride`` is the first convolution's (a strided down-sampling, as in
+    nnU-Net), the second has stride 1; ``mid_channels`` (default ``out_channels``) is the width
+    after the first convolution (the 3D U-Net doubles the width inside the block).
+
+    Examples
+    --------
+    >>> import torch
+    >>> block = DoubleConv(2, 8, spatial_dims=3, kernel_size=(1, 3, 3), padding="same",
+    ...                    norm="batch", activation="prelu")
+    >>> block(torch.zeros(1, 2, 3, 5, 5)).shape
+    torch.Size([1, 8, 3, 5, 5])
     """
 
     def __init__(
@@ -150,10 +166,12 @@ class DoubleConv(nn.Sequential):
         *,
         mid_channels: int | None = None,
         spatial_dims: int = 2,
-        kernel_size: int = 3,
+        kernel_size: int | Sequence[int] = 3,
+        stride: int | Sequence[int] = 1,
         padding: str = "valid",
         norm: str | None = None,
-        activation: str = "relu",
+        activation: str | None = "relu",
+        bias: bool | None = None,
     ) -> None:
         mid = out_channels if mid_channels is None else mid_channels
         options: dict[str, Any] = dict(
@@ -162,9 +180,11 @@ class DoubleConv(nn.Sequential):
             padding=padding,
             norm=norm,
             activation=activation,
+            bias=bias,
         )
         super().__init__(
-            ConvNormAct(in_channels, mid, **options), ConvNormAct(mid, out_channels, **options)
+            ConvNormAct(in_channels, mid, stride=stride, **options),
+            ConvNormAct(mid, out_channels, **options),
         )
 
 

@@ -31,7 +31,8 @@ import torch
 from torch import Tensor, nn
 
 from course_lib.blocks.conv import ConvNormAct
-from course_lib.models._shapes import center_crop
+from course_lib.ops.checks import check_int
+from course_lib.ops.shapes import center_crop
 
 
 class DenseBlock(nn.Module):
@@ -70,8 +71,7 @@ class DenseBlock(nn.Module):
         super().__init__()
         k = max(1, out_channels // 2) if growth_rate is None else growth_rate
         for name, value in (("num_layers", num_layers), ("growth_rate", k)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_int(name, value)
         options: dict[str, Any] = dict(
             spatial_dims=spatial_dims, padding=padding, norm=norm, activation=activation
         )

@@ -27,8 +27,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from course_lib.blocks.conv import ConvNormAct, activation_layer, conv_layer, norm_layer
-from course_lib.models._shapes import center_crop
+from course_lib.blocks.conv import ConvNormAct, activation_layer
+from course_lib.ops.shapes import center_crop
 
 
 class ResidualBlock(nn.Module):
@@ -63,17 +63,13 @@ class ResidualBlock(nn.Module):
         # F ends with the second norm: the activation comes after the addition
         self.residual = nn.Sequential(
             ConvNormAct(in_channels, out_channels, activation=activation, **options),
-            conv_layer(spatial_dims)(
-                out_channels, out_channels, 3, padding=int(padding == "same"), bias=norm is None
-            ),
-            norm_layer(norm, out_channels, spatial_dims),
+            ConvNormAct(out_channels, out_channels, activation=None, **options),
         )
         if in_channels == out_channels:
             self.shortcut: nn.Module = nn.Identity()
         else:
-            self.shortcut = nn.Sequential(
-                conv_layer(spatial_dims)(in_channels, out_channels, 1, bias=norm is None),
-                norm_layer(norm, out_channels, spatial_dims),
+            self.shortcut = ConvNormAct(
+                in_channels, out_channels, kernel_size=1, activation=None, **options
             )
         self.act = activation_layer(activation, out_channels)
 

@@ -27,6 +27,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from course_lib.ops.checks import check_int
+
 REDUCTION = 16
 """The paper's reduction ratio r (Hu et al., Sec. 6.1: a good accuracy / cost trade-off)."""
 
@@ -47,8 +49,7 @@ class SqueezeExcitation(nn.Module):
     def __init__(self, channels: int, reduction: int = REDUCTION) -> None:
         super().__init__()
         for name, value in (("channels", channels), ("reduction", reduction)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_int(name, value)
         hidden = max(1, channels // reduction)
         self.excitation = nn.Sequential(
             nn.Linear(channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels)

@@ -20,17 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-_CONV: dict[int, type[nn.Module]] = {2: nn.Conv2d, 3: nn.Conv3d}
-
-
-def _kernel_tuple(kernel_size: int | tuple[int, ...], spatial_dims: int) -> tuple[int, ...]:
-    kernel = (kernel_size,) * spatial_dims if isinstance(kernel_size, int) else tuple(kernel_size)
-    if len(kernel) != spatial_dims or any(k < 1 or k % 2 == 0 for k in kernel):
-        raise ValueError(
-            f"kernel_size must be an odd positive int or {spatial_dims} of them, "
-            f"got {kernel_size!r}"
-        )
-    return kernel
+from course_lib.blocks.conv import conv_layer
+from course_lib.ops.checks import check_int, check_spatial_dims, kernel_tuple
 
 
 class SpatialAttention(nn.Module):
@@ -65,15 +56,10 @@ class SpatialAttention(nn.Module):
         self, channels: int, kernel_size: int | tuple[int, ...] = 3, spatial_dims: int = 3
     ) -> None:
         super().__init__()
-        if spatial_dims not in _CONV:
-            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}")
-        if not isinstance(channels, int) or channels < 2:
-            raise ValueError(
-                f"channels must be an int >= 2 (the hidden layer has N/2), got {channels!r}"
-            )
-        kernel = _kernel_tuple(kernel_size, spatial_dims)
+        check_int("channels (the hidden layer has channels // 2)", channels, minimum=2)
+        kernel = kernel_tuple(kernel_size, check_spatial_dims(spatial_dims))
         padding = tuple(k // 2 for k in kernel)
-        conv = _CONV[spatial_dims]
+        conv = conv_layer(spatial_dims)
         self.conv1 = conv(channels, channels // 2, kernel, padding=padding)
         self.conv2 = conv(channels // 2, 1, kernel, padding=padding)
         self.spatial_dims = spatial_dims

@@ -29,6 +29,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from course_lib.blocks.conv import conv_transpose_layer
+from course_lib.ops.checks import check_int
 
 
 def transposed_conv_up(
@@ -40,8 +41,7 @@ def transposed_conv_up(
     ``padding = (kernel_size - 1) // 2`` and ``output_padding = 2 + 2 * padding - kernel_size``
     (0 or 1) it is ``2 s``. Kernel 2 is U-Net's up-convolution, kernel 3 TernausNet's.
     """
-    if not isinstance(kernel_size, int) or kernel_size < 2:
-        raise ValueError(f"kernel_size must be an int >= 2 (stride 2), got {kernel_size!r}")
+    check_int("kernel_size (of a stride-2 up-sampling)", kernel_size, minimum=2)
     padding = (kernel_size - 1) // 2
     return conv_transpose_layer(spatial_dims)(
         in_channels,
@@ -65,8 +65,7 @@ def checkerboard_amplitude(y: Tensor, margin: int = 0) -> Tensor:
     >>> float(checkerboard_amplitude(3.0 * (-1.0) ** (i + j)))
     3.0
     """
-    if not isinstance(margin, int) or margin < 0:
-        raise ValueError(f"margin must be a non-negative int, got {margin!r}")
+    check_int("margin", margin, minimum=0)
     if y.ndim < 2:
         raise ValueError(f"y must have at least 2 (spatial) axes, got shape {tuple(y.shape)}")
     h, w = y.shape[-2] - 2 * margin, y.shape[-1] - 2 * margin

@@ -11,6 +11,9 @@ Conventions
   column), and ``spacing`` is given in millimetres in the same order. This is the order nnU-Net's
   SimpleITK reader returns; :mod:`course_lib.data.nifti` converts from and to NIfTI's (x, y, z).
 * Unannotated voxels carry :data:`UNLABELED` (``-1``); the losses take ``ignore_index=-1``.
+* What later chapters import instead of rewriting: :class:`PatchSampler` (random training
+  patches with foreground oversampling) and :func:`zscore` / :func:`window` (intensity
+  normalisation).
 """
 
 from course_lib.data.augment import (
@@ -25,7 +28,9 @@ from course_lib.data.augment import (
     warp,
 )
 from course_lib.data.datasets import DATASET_NAMES, data_root, dataset_is_valid, load_dataset
+from course_lib.data.intensity import window, zscore
 from course_lib.data.nifti import read_nifti, read_nnunet_raw, write_nifti, write_nnunet_raw
+from course_lib.data.sampling import PatchSampler, patch_box
 from course_lib.data.synthetic import (
     CT_LABELS,
     MR_LABELS,
@@ -44,6 +49,7 @@ __all__ = [
     "CT_LABELS",
     "DATASET_NAMES",
     "MR_LABELS",
+    "PatchSampler",
     "UNLABELED",
     "CellImages",
     "VolumeCase",
@@ -58,6 +64,7 @@ __all__ = [
     "make_mr_multichannel",
     "make_sparse_annotation",
     "make_volumes",
+    "patch_box",
     "random_flip",
     "random_gamma",
     "random_rotate_scale",
@@ -68,6 +75,8 @@ __all__ = [
     "touching_fraction",
     "unet_weight_map",
     "warp",
+    "window",
     "write_nifti",
     "write_nnunet_raw",
+    "zscore",
 ]

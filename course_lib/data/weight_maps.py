@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import torch
 
-from course_lib.metrics.distance_transform import distance_transform_edt
+from course_lib.ops.distance_transform import distance_transform_edt
 
 
 def _check_instances(instance_labels: torch.Tensor) -> torch.Tensor:

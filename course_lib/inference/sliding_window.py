@@ -36,6 +36,8 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from course_lib.ops.checks import check_int
+
 IMPORTANCE_MODES = ("gaussian", "constant")
 GAUSSIAN_FLOOR = 1e-3
 """Smallest Gaussian weight (MONAI's ``compute_importance_map`` floor): border voxels of a window
@@ -125,16 +127,16 @@ def importance_map(
 
 def sliding_window_predict(
     model: Callable[[torch.Tensor], torch.Tensor],
-    volume: torch.Tensor,
+    image: torch.Tensor,
     patch_size: Sequence[int],
     *,
     overlap: float = 0.5,
-    importance: str = "gaussian",
-    sigma_scale: float = 0.125,
+    batch_size: int = 4,
     mirror_axes: Sequence[int] = (),
-    batch_size: int = 2,
     device: torch.device | str | None = None,
     output_device: torch.device | str | None = None,
+    importance: str = "gaussian",
+    sigma_scale: float = 0.125,
 ) -> torch.Tensor:
     """Predict a whole image or volume window by window, blending overlaps with an importance map.
 
@@ -150,28 +152,31 @@ def sliding_window_predict(
     returns its input exactly. The model is called under ``torch.no_grad()`` and as it is: put it
     in ``eval()`` mode first.
 
+    The arguments up to ``output_device`` are those of
+    :func:`~course_lib.inference.tiling.overlap_tile_predict`, with the same defaults.
+
     Parameters
     ----------
     model
         Maps a batch ``(B, C, *patch_size)`` to ``(B, K, *patch_size)`` (same-padding net).
-    volume
+    image
         ``(N, C, *spatial)`` with ``len(spatial) == len(patch_size)`` (1D, 2D or 3D).
     patch_size
         Window shape, e.g. the training patch.
     overlap
         Fraction in ``[0, 1)`` of a window its neighbour shares (nnU-Net: 0.5, MONAI default 0.25).
+    batch_size
+        Windows per model call.
+    mirror_axes
+        Spatial axes (0-based, ``0`` is the first spatial axis) for test-time mirroring.
+    device
+        Where the model runs; default: :func:`model_device`.
+    output_device
+        Where the output is accumulated; default: the device of ``image``.
     importance
         ``"gaussian"`` or ``"constant"`` (see :func:`importance_map`).
     sigma_scale
         Gaussian sigma as a fraction of the window side.
-    mirror_axes
-        Spatial axes (0-based, ``0`` is the first spatial axis) for test-time mirroring.
-    batch_size
-        Windows per model call.
-    device
-        Where the model runs; default: the device of the model's parameters, else of ``volume``.
-    output_device
-        Where the output is accumulated; default: the device of ``volume``.
 
     Returns
     -------
@@ -188,25 +193,18 @@ def sliding_window_predict(
     patch_size = _check_patch_size(patch_size)
     _check_overlap(overlap)
     dims = len(patch_size)
-    if not isinstance(volume, torch.Tensor) or volume.ndim != dims + 2:
-        got = tuple(volume.shape) if isinstance(volume, torch.Tensor) else type(volume).__name__
+    if not isinstance(image, torch.Tensor) or image.ndim != dims + 2:
+        got = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
         raise ValueError(
-            f"volume must be a tensor (N, C, *spatial) with {dims} spatial axes to match "
+            f"image must be a tensor (N, C, *spatial) with {dims} spatial axes to match "
             f"patch_size={patch_size}, got {got}"
         )
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    mirror_axes = tuple(mirror_axes)
-    if len(set(mirror_axes)) != len(mirror_axes) or any(
-        not isinstance(a, int) or not 0 <= a < dims for a in mirror_axes
-    ):
-        raise ValueError(
-            f"mirror_axes must be distinct spatial axes in range({dims}), got {mirror_axes!r}"
-        )
-    device = torch.device(device) if device is not None else _model_device(model, volume)
-    output_device = torch.device(output_device) if output_device is not None else volume.device
+    check_int("batch_size", batch_size)
+    mirror_axes = check_mirror_axes(mirror_axes, dims)
+    device = torch.device(device) if device is not None else model_device(model, image)
+    output_device = torch.device(output_device) if output_device is not None else image.device
 
-    padded, crop = _pad_to_patch(volume, patch_size)
+    padded, crop = _pad_to_patch(image, patch_size)
     spatial = padded.shape[2:]
     starts = [window_starts(s, p, overlap) for s, p in zip(spatial, patch_size, strict=True)]
     windows = [
@@ -214,11 +212,7 @@ def sliding_window_predict(
         for n in range(padded.shape[0])
         for corner in itertools.product(*starts)
     ]
-    flips = [
-        [a + 2 for a in subset]
-        for k in range(len(mirror_axes) + 1)
-        for subset in itertools.combinations(mirror_axes, k)
-    ]
+    flips = mirror_flips(mirror_axes)
     weight = importance_map(
         patch_size, importance, sigma_scale, device=output_device, dtype=torch.float64
     )
@@ -290,13 +284,47 @@ def _pad_to_patch(
     return F.pad(volume, pads), crop
 
 
-def _model_device(
-    model: Callable[[torch.Tensor], torch.Tensor], volume: torch.Tensor
-) -> torch.device:
+def model_device(model: Callable[..., torch.Tensor], image: torch.Tensor) -> torch.device:
+    """Where ``model`` runs: the device of its parameters, else (a function, a parameter-free
+    module) the device of ``image``. Inference moves the windows or tiles there.
+
+    >>> model_device(torch.nn.Identity(), torch.zeros(1)).type
+    'cpu'
+    """
     if isinstance(model, torch.nn.Module):
         for parameter in model.parameters():
             return parameter.device
-    return volume.device
+    return image.device
+
+
+def mirror_flips(mirror_axes: Sequence[int]) -> list[list[int]]:
+    """The tensor axes to flip for test-time mirroring: every subset of the spatial
+    ``mirror_axes``, shifted past ``(N, C)``, the empty one (no flip) first.
+
+    >>> mirror_flips((0, 1))
+    [[], [2], [3], [2, 3]]
+    """
+    return [
+        [a + 2 for a in subset]
+        for k in range(len(mirror_axes) + 1)
+        for subset in itertools.combinations(mirror_axes, k)
+    ]
+
+
+def check_mirror_axes(mirror_axes: Sequence[int], dims: int) -> tuple[int, ...]:
+    """``mirror_axes`` as a tuple of distinct spatial axes in ``range(dims)``, else ValueError.
+
+    >>> check_mirror_axes([0, 2], 3)
+    (0, 2)
+    """
+    axes = tuple(mirror_axes)
+    if len(set(axes)) != len(axes) or any(
+        not isinstance(a, int) or isinstance(a, bool) or not 0 <= a < dims for a in axes
+    ):
+        raise ValueError(
+            f"mirror_axes must be distinct spatial axes in range({dims}), got {axes!r}"
+        )
+    return axes
 
 
 def _check_patch_size(patch_size: Sequence[int]) -> tuple[int, ...]:

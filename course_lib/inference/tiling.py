@@ -20,7 +20,7 @@ Examples
 >>> import torch
 >>> from course_lib.models.unet import UNet
 >>> net = UNet(1, 2, base_channels=4, depth=2).eval()
->>> overlap_tile_predict(net, torch.zeros(1, 1, 50, 70), tile_shape=(76, 76)).shape
+>>> overlap_tile_predict(net, torch.zeros(1, 1, 50, 70), (76, 76)).shape
 torch.Size([1, 2, 50, 70])
 """
 
@@ -30,14 +30,19 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import torch
 import torch.nn.functional as F
-from matplotlib.axes import Axes
 from torch import Tensor, nn
 
-from course_lib.inference.sliding_window import sliding_window_predict
+from course_lib.inference.sliding_window import (
+    check_mirror_axes,
+    mirror_flips,
+    model_device,
+    sliding_window_predict,
+)
+from course_lib.ops.checks import check_int
 
 
 class ValidNet(Protocol):
@@ -73,24 +78,24 @@ class TileLayout:
 
 
 def tile_layout(
-    model: ValidNet, image_shape: Sequence[int], tile_shape: Sequence[int] | None = None
+    model: ValidNet, image_shape: Sequence[int], patch_size: Sequence[int] | None = None
 ) -> TileLayout:
     """Plan overlap-tile inference of a valid-padding ``model`` on an image of ``image_shape``.
 
     ``model`` must have ``output_shape(input_shape)`` and ``valid_input_shape(min_shape)``, as
-    :class:`~course_lib.models.unet.UNet` has. ``tile_shape`` is the input tile (the blue box); by
+    :class:`~course_lib.models.unet.UNet` has. ``patch_size`` is the input tile (the blue box); by
     default the smallest valid tile whose output covers the whole image (a single tile).
     """
     image_shape = tuple(image_shape)
-    if tile_shape is None:
+    if patch_size is None:
         probe = model.valid_input_shape(image_shape)
         context = [i - o for i, o in zip(probe, model.output_shape(probe), strict=True)]
-        tile_shape = model.valid_input_shape(
+        patch_size = model.valid_input_shape(
             [s + c for s, c in zip(image_shape, context, strict=True)]
         )
-    tile_in = tuple(tile_shape)
+    tile_in = tuple(patch_size)
     if len(tile_in) != len(image_shape):
-        raise ValueError(f"tile_shape {tile_in} needs one entry per image axis {image_shape}")
+        raise ValueError(f"patch_size {tile_in} needs one entry per image axis {image_shape}")
     tile_out = tuple(model.output_shape(tile_in))  # raises for an invalid tile
     # valid input sizes are spaced by the product of the pooling factors: shifting by that
     # spacing moves every pooling grid by whole cells, so tiles must start on multiples of it
@@ -101,8 +106,8 @@ def tile_layout(
     stride = tuple(o // g * g for o, g in zip(tile_out, spacing, strict=True))
     if not all(stride):
         raise ValueError(
-            f"tile_shape {tile_in} gives output tiles {tile_out}, narrower than the valid-size "
-            f"spacing {tuple(spacing)}: use a larger tile_shape"
+            f"patch_size {tile_in} gives output tiles {tile_out}, narrower than the valid-size "
+            f"spacing {tuple(spacing)}: use a larger patch_size"
         )
     counts = [
         max(1, math.ceil((s - o) / st) + 1)
@@ -141,23 +146,27 @@ def mirror_pad(x: Tensor, before: Sequence[int], after: Sequence[int]) -> Tensor
 def overlap_tile_predict(
     model: nn.Module,
     image: Tensor,
+    patch_size: Sequence[int] | None = None,
     *,
-    tile_shape: Sequence[int] | None = None,
-    batch_size: int = 4,
     overlap: float = 0.5,
+    batch_size: int = 4,
+    mirror_axes: Sequence[int] = (),
+    device: torch.device | str | None = None,
+    output_device: torch.device | str | None = None,
 ) -> Tensor:
     """Predict a whole image (or volume) of any size with a valid-padding net, tile by tile.
 
     The image is mirror-padded by the net's context (:func:`mirror_pad`), cut into input tiles laid
     out by :func:`tile_layout`, and the output tiles are written side by side: the result equals the
     net's prediction on the whole mirror-padded image. Call ``model.eval()`` first (dropout,
-    batch norm); the model runs under ``torch.no_grad()`` on its own device, tiles in batches of
-    ``batch_size``, and the result lands on the image's device.
+    batch norm); the model runs under ``torch.no_grad()`` on ``device``, tiles in batches of
+    ``batch_size``, and the result lands on ``output_device``.
 
     A model whose output is as large as its input (``padding="same"``, or a model without an
     ``output_shape`` method) goes to
     :func:`~course_lib.inference.sliding_window.sliding_window_predict` instead, with
-    ``tile_shape`` as window (default: the whole image) and the given ``overlap``.
+    ``patch_size`` as window (default: the whole image) and the given ``overlap``. The two share
+    their arguments and defaults.
 
     Parameters
     ----------
@@ -165,12 +174,19 @@ def overlap_tile_predict(
         A net with ``output_shape`` / ``valid_input_shape`` methods, e.g. ``UNet``.
     image : Tensor
         ``(N, C, *spatial)``, 2D or 3D.
-    tile_shape : sequence of int, optional
-        The input tile (must be a valid input size of the net); default: one tile for the image.
+    patch_size : sequence of int, optional
+        The input tile, the paper's blue box (a valid input size of the net); default: one tile
+        for the whole image.
+    overlap : float
+        Window overlap of the sliding-window fallback (valid nets need none: their tiles abut).
     batch_size : int
         Tiles per forward pass.
-    overlap : float
-        Window overlap of the sliding-window fallback (unused for valid nets).
+    mirror_axes : sequence of int
+        Spatial axes for test-time mirroring: the prediction is averaged over the image flipped
+        along every subset of them (nnU-Net's mirroring; 4 passes for 2 axes).
+    device, output_device
+        Where the model runs (default: :func:`~course_lib.inference.sliding_window.model_device`)
+        and where the result is assembled (default: the image's device).
 
     Returns
     -------
@@ -182,25 +198,45 @@ def overlap_tile_predict(
         raise ValueError(
             f"image must be a tensor (N, C, *spatial) with 2 or 3 spatial axes, got {got}"
         )
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_int("batch_size", batch_size)
     spatial = tuple(image.shape[2:])
+    mirror_axes = check_mirror_axes(mirror_axes, len(spatial))
+    options: dict[str, Any] = dict(
+        overlap=overlap,
+        batch_size=batch_size,
+        mirror_axes=mirror_axes,
+        device=device,
+        output_device=output_device,
+    )
     if not hasattr(model, "output_shape"):
-        return sliding_window_predict(
-            model, image, tile_shape or spatial, overlap=overlap, batch_size=batch_size
-        )
-    layout = tile_layout(cast(ValidNet, model), spatial, tile_shape)
+        return sliding_window_predict(model, image, patch_size or spatial, **options)
+    layout = tile_layout(cast(ValidNet, model), spatial, patch_size)
     if layout.tile_out == layout.tile_in:  # same padding: no context to mirror in
         window = (
             cast(ValidNet, model).valid_input_shape(spatial)
-            if tile_shape is None
+            if patch_size is None
             else layout.tile_in
         )
-        return sliding_window_predict(model, image, window, overlap=overlap, batch_size=batch_size)
+        return sliding_window_predict(model, image, window, **options)
+    device = torch.device(device) if device is not None else model_device(model, image)
+    output_device = torch.device(output_device) if output_device is not None else image.device
+    flips = mirror_flips(mirror_axes)
+    total: Tensor | None = None
+    for dims in flips:  # test-time mirroring: predict the flipped image, flip the result back
+        pred = _tiled(model, image.flip(dims) if dims else image, layout, batch_size, device)
+        pred = (pred.flip(dims) if dims else pred).to(output_device)
+        total = pred if total is None else total + pred
+    assert total is not None
+    return total / len(flips) if len(flips) > 1 else total
 
+
+def _tiled(
+    model: nn.Module, image: Tensor, layout: TileLayout, batch_size: int, device: torch.device
+) -> Tensor:
+    """Overlap-tile prediction of ``image`` with the tiles of ``layout`` (see above)."""
+    spatial = tuple(image.shape[2:])
     after = [p - m - s for p, m, s in zip(layout.padded_shape, layout.margin, spatial, strict=True)]
     padded = mirror_pad(image, layout.margin, after)
-    device = next(model.parameters()).device
     out_shape = [c + o for c, o in zip(layout.corners[-1], layout.tile_out, strict=True)]
     out: Tensor | None = None
     tiles = [(n, corner) for n in range(image.shape[0]) for corner in layout.corners]
@@ -221,19 +257,3 @@ def overlap_tile_predict(
 def _box(corner: Sequence[int], shape: Sequence[int]) -> tuple[slice, ...]:
     """Index of a box in a ``(C, *spatial)`` tensor: all channels, ``shape`` from ``corner``."""
     return (slice(None), *(slice(c, c + s) for c, s in zip(corner, shape, strict=True)))
-
-
-def draw_tiles(ax: Axes, layout: TileLayout, tiles: Sequence[int] = (0,)) -> None:
-    """Draw the paper's Fig. 2 boxes on a 2D axes showing the padded image in its own pixels.
-
-    For each tile index in ``tiles``: its input tile in blue and its output tile in yellow; the
-    original image's outline dashed.
-    """
-    from matplotlib.patches import Rectangle
-
-    (mh, mw), (sh, sw) = layout.margin, layout.image_shape
-    ax.add_patch(Rectangle((mw - 0.5, mh - 0.5), sw, sh, fill=False, ls="--", ec="w", lw=1.5))
-    for k in tiles:
-        (y, x), (ih, iw), (oh, ow) = layout.corners[k], layout.tile_in, layout.tile_out
-        ax.add_patch(Rectangle((x - 0.5, y - 0.5), iw, ih, fill=False, ec="tab:blue", lw=2))
-        ax.add_patch(Rectangle((x + mw - 0.5, y + mh - 0.5), ow, oh, fill=False, ec="gold", lw=2))

@@ -1,8 +1,17 @@
 """Segmentation losses, one concept per module, each a function with a thin ``nn.Module`` twin.
 
-Every loss takes raw logits ``(N, C, *spatial)`` (2D or 3D) and a target that is an integer label
-map ``(N, *spatial)`` or a one-hot / soft map ``(N, C, *spatial)``; bad shapes, dtypes and labels
-raise ``ValueError``. ``DiceLoss(**kw)(logits, target)`` equals ``dice_loss(logits, target, **kw)``.
+One convention for all of them (``tests/test_losses_signatures.py`` checks every signature):
+
+* the first argument is the network's raw output, ``logits (N, C, *spatial)`` (2D or 3D); the
+  target is an integer label map ``(N, *spatial)`` or a one-hot / soft map ``(N, C, *spatial)``;
+  bad shapes, dtypes and labels raise ``ValueError``. The one exception, stated in its docstring,
+  is :func:`attention_loss`, whose attention maps are probabilities by construction;
+* ``reduction`` (``"mean"``, ``"sum"``, ``"none"``) and ``ignore_index`` (label of voxels that do
+  not count) on every loss, or a docstring line ``No ``reduction``: <why>``;
+* smoothing is ``smooth_nr`` / ``smooth_dr`` (added to numerator and denominator, as MONAI);
+* ``activation=None`` means softmax over the channels when ``C >= 2`` and sigmoid when ``C == 1``;
+* ``DiceLoss(**kw)(logits, target)`` equals ``dice_loss(logits, target, **kw)``, and
+  ``help(DiceLoss)`` shows the same keyword arguments.
 
 =====================  =====================================================================
 module                 losses
@@ -23,7 +32,7 @@ module                 losses
 =====================  =====================================================================
 """
 
-from course_lib.losses.attention import attention_loss, pool_foreground
+from course_lib.losses.attention import AttentionLoss, attention_loss, pool_foreground
 from course_lib.losses.combined import (
     BCEMinusLogJaccardLoss,
     DiceCELoss,
@@ -67,6 +76,7 @@ from course_lib.losses.overlap import (
 )
 
 __all__ = [
+    "AttentionLoss",
     "BCEMinusLogJaccardLoss",
     "BinaryCrossEntropyLoss",
     "BoundaryLoss",

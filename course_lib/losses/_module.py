@@ -3,6 +3,8 @@
 ``DiceLoss(smooth_nr=1.0)(logits, target)`` is ``dice_loss(logits, target, smooth_nr=1.0)``. The
 keyword arguments are checked against the function's signature when the module is built, and
 tensor arguments (class weights) are registered as buffers so that ``module.to(device)`` moves them.
+Each twin's constructor carries the function's keyword-only signature, so ``help(DiceLoss)`` and
+``inspect.signature(DiceLoss)`` show the arguments, not ``**kwargs``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,22 @@ class LossModule(nn.Module):
     """Base class: subclasses set ``function`` to the loss function they wrap."""
 
     function: ClassVar[Callable[..., torch.Tensor]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        options = [
+            p
+            for p in inspect.signature(cls.function).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY
+        ]
+        self_ = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+        def __init__(self: LossModule, **kwargs: Any) -> None:
+            LossModule.__init__(self, **kwargs)
+
+        __init__.__signature__ = inspect.Signature([self_, *options])  # type: ignore[attr-defined]
+        __init__.__doc__ = f"Keyword arguments of :func:`{cls.function.__name__}`."
+        cls.__init__ = __init__  # type: ignore[method-assign]
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__()

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import torch
 
+from course_lib.ops.checks import check_choice
+
 ACTIVATIONS = ("softmax", "sigmoid", "none")
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -31,12 +33,6 @@ def check_logits(logits: object, name: str = "logits") -> torch.Tensor:
     if logits.shape[1] < 1 or logits.numel() == 0:
         raise ValueError(f"{name} must not be empty, got shape {tuple(logits.shape)}")
     return logits
-
-
-def check_choice(value: object, name: str, choices: Sequence[object]) -> None:
-    """Raise ``ValueError`` unless ``value`` is one of ``choices``."""
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
 
 
 def check_range(value: float, name: str, low: float, high: float = float("inf")) -> None:
@@ -134,9 +130,19 @@ def target_to_one_hot(
     return one_hot, None if valid is None else valid.unsqueeze(1)
 
 
-def activate(logits: torch.Tensor, activation: str) -> torch.Tensor:
-    """Probabilities from logits: softmax over channels, sigmoid per channel, or none (as given)."""
-    check_choice(activation, "activation", ACTIVATIONS)
+def resolve_activation(activation: str | None, logits: torch.Tensor) -> str:
+    """The package's one rule for the default activation: ``None`` means softmax over the channels
+    when there are ``C >= 2`` (one class per pixel) and sigmoid when ``C == 1`` (a binary net)."""
+    if activation is None:
+        return "sigmoid" if logits.shape[1] == 1 else "softmax"
+    check_choice("activation", activation, ACTIVATIONS)
+    return activation
+
+
+def activate(logits: torch.Tensor, activation: str | None) -> torch.Tensor:
+    """Probabilities from logits: softmax over channels, sigmoid per channel, or none (as given);
+    ``None`` chooses by the channel count (:func:`resolve_activation`)."""
+    activation = resolve_activation(activation, logits)
     if activation == "softmax":
         if logits.shape[1] == 1:
             raise ValueError(
@@ -171,7 +177,7 @@ def check_pixel_weight(pixel_weight: object, logits: torch.Tensor) -> torch.Tens
 
 def reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
     """Mean, sum or no reduction of a per-item loss."""
-    check_choice(reduction, "reduction", REDUCTIONS)
+    check_choice("reduction", reduction, REDUCTIONS)
     if reduction == "mean":
         return loss.mean()
     if reduction == "sum":

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from course_lib.losses._module import LossModule
 from course_lib.losses.overlap import dice_loss
 
 ATTENTION_LOSSES = ("dice", "bce", "mse")
@@ -69,24 +70,34 @@ def attention_loss(
     foreground: torch.Tensor,
     *,
     loss: str = "bce",
-    smooth: float = 1e-5,
+    smooth_nr: float = 1e-5,
+    smooth_dr: float = 1e-5,
 ) -> torch.Tensor:
     """Multi-scale attention loss ``(1/L) sum_l l(A_l, avgpool(G, to A_l's shape))``.
+
+    The one loss whose first argument is not logits: the maps are probabilities by construction,
+    since the network multiplies its features by them (``y = x (1 + A)``) and so emits them after
+    the sigmoid.
+
+    No ``reduction``: the levels have different resolutions, and the loss is their mean, one
+    scalar. No ``ignore_index``: the target is a foreground mask in [0, 1], not labels; pass
+    ``label > 0`` with unannotated voxels set to 0 or 1 as they should count.
 
     Parameters
     ----------
     attention_maps
         ``L`` maps ``A_l`` of shape ``(N, 1, *spatial_l)`` with values in [0, 1] (as returned by
-        :class:`course_lib.models.unet25d.UNet25D` with ``return_attention=True``).
+        :class:`course_lib.models.unet25d.UNet25D` with ``return_auxiliary=True``).
     foreground
         Foreground mask at full resolution, ``(N, 1, *spatial)`` or ``(N, *spatial)``; bool, int
         or float in [0, 1] (for a label map pass ``label > 0``).
     loss
         ``"bce"``: mean of ``-[G log A + (1 - G) log(1 - A)]`` (log clamped at -100, as torch);
-        ``"dice"``: ``1 - (2 sum(A G) + s) / (sum A + sum G + s)``, sums over the whole batch;
+        ``"dice"``: ``1 - (2 sum(A G) + s_nr) / (sum A + sum G + s_dr)``, sums over the batch;
         ``"mse"``: mean of ``(A - G)^2``. See the module docstring for the choice.
-    smooth
-        ``s`` of the Dice form; keeps an empty map against an empty mask at loss 0, not NaN.
+    smooth_nr, smooth_dr
+        Smoothing of the Dice form, as in :func:`~course_lib.losses.dice_loss`; keeps an empty
+        map against an empty mask at loss 0, not NaN.
 
     Returns
     -------
@@ -130,10 +141,18 @@ def attention_loss(
             # Sums over the whole batch: a patch without target still counts the attention spent
             # on it (per item its loss would be ~1 whatever the map, with no gradient).
             losses.append(
-                dice_loss(a, g, activation="none", batch=True, smooth_nr=smooth, smooth_dr=smooth)
+                dice_loss(
+                    a, g, activation="none", batch=True, smooth_nr=smooth_nr, smooth_dr=smooth_dr
+                )
             )
         elif loss == "bce":
             losses.append(F.binary_cross_entropy(a, g))
         else:
             losses.append(F.mse_loss(a, g))
     return torch.stack(losses).mean()
+
+
+class AttentionLoss(LossModule):
+    """Module twin of :func:`attention_loss`: ``AttentionLoss(**kw)(maps, foreground)``."""
+
+    function = staticmethod(attention_loss)

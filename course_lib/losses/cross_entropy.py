@@ -84,7 +84,7 @@ def cross_entropy(
     0.6931
     """
     logits = upcast(check_logits(logits))
-    check_choice(reduction, "reduction", REDUCTIONS)
+    check_choice("reduction", reduction, REDUCTIONS)
     if logits.shape[1] < 2:
         raise ValueError(
             f"cross_entropy needs C >= 2 channels, got {logits.shape[1]}; use "
@@ -146,7 +146,7 @@ def binary_cross_entropy(
     0.6931
     """
     logits = upcast(check_logits(logits))
-    check_choice(reduction, "reduction", REDUCTIONS)
+    check_choice("reduction", reduction, REDUCTIONS)
     one_hot, valid = target_to_one_hot(logits, target, ignore_index)
     if pos_weight is not None:
         channels = logits.shape[1]

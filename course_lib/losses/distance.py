@@ -4,21 +4,18 @@ Dice and cross-entropy count pixels; they barely notice a thin false-positive bl
 object, which is exactly what the Hausdorff distance punishes (chapter 04). These losses weight each
 pixel's error by how far it lies from the boundary, using exact Euclidean distance transforms of the
 target (and, for the Hausdorff loss, of the thresholded prediction), computed without gradient by
-:func:`course_lib.metrics.distance_transform_edt` on the inputs' device.
+:func:`course_lib.ops.distance_transform_edt` on the inputs' device.
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import torch
 
 from course_lib.losses._module import LossModule
 from course_lib.losses._validate import check_range, reduce
 from course_lib.losses.overlap import probabilities_and_target
-from course_lib.metrics import distance_transform_edt
-
-Spacing = float | Sequence[float] | None
+from course_lib.ops.checks import Spacing
+from course_lib.ops.distance_transform import distance_transform_edt
 
 
 def _edt(mask: torch.Tensor, spacing: Spacing) -> torch.Tensor:
@@ -83,7 +80,7 @@ def boundary_loss(
     logits: torch.Tensor,
     target: torch.Tensor,
     *,
-    activation: str = "softmax",
+    activation: str | None = None,
     include_background: bool = True,
     spacing: Spacing = None,
     reduction: str = "mean",
@@ -100,6 +97,9 @@ def boundary_loss(
     activation and ``include_background`` (default True, as MONAI; the binary experiments of the
     paper use the foreground channel only: ``include_background=False``).
 
+    No ``ignore_index``: the signed distance map needs every voxel's label, and an unannotated
+    voxel has no known distance to the boundary.
+
     Parameters
     ----------
     logits
@@ -107,7 +107,8 @@ def boundary_loss(
     target
         Integer labels ``(N, *spatial)`` or a one-hot map ``(N, C, *spatial)``.
     activation
-        ``"softmax"``, ``"sigmoid"`` or ``"none"``.
+        ``"softmax"``, ``"sigmoid"`` or ``"none"``; default ``None``: softmax for ``C >= 2``
+        channels, sigmoid for one.
     include_background
         Whether channel 0 enters the mean.
     spacing
@@ -147,7 +148,7 @@ def hausdorff_dt_loss(
     target: torch.Tensor,
     *,
     alpha: float = 2.0,
-    activation: str = "softmax",
+    activation: str | None = None,
     include_background: bool = False,
     spacing: Spacing = None,
     reduction: str = "mean",
@@ -163,6 +164,8 @@ def hausdorff_dt_loss(
     Hausdorff distance large, cost the most. The fields carry no gradient; an empty or full mask
     gets a zero field. Equals MONAI ``HausdorffDTLoss`` (also ``include_background=False`` by
     default, ``alpha = 2`` as in the paper).
+
+    No ``ignore_index``: as for :func:`boundary_loss`, the distance maps need every voxel's label.
 
     Parameters
     ----------

@@ -21,6 +21,7 @@ from course_lib.losses._validate import (
     check_logits,
     check_range,
     class_vector,
+    resolve_activation,
     safe_divide,
     target_to_one_hot,
     upcast,
@@ -50,7 +51,7 @@ def focal_loss(
     *,
     alpha: float | Sequence[float] | None = None,
     gamma: float = 2.0,
-    activation: str = "sigmoid",
+    activation: str | None = None,
     ignore_index: int | None = None,
     reduction: str = "mean",
 ) -> torch.Tensor:
@@ -83,7 +84,8 @@ def focal_loss(
     gamma
         Focusing parameter, ``>= 0``; the paper uses 2 (with ``alpha = 0.25``).
     activation
-        ``"sigmoid"`` (default, as MONAI and the paper) or ``"softmax"``.
+        ``"sigmoid"`` (the paper's and MONAI's form) or ``"softmax"``; default ``None``, the
+        package's rule: softmax for ``C >= 2`` channels, sigmoid for ``C == 1``.
     ignore_index
         Label of voxels that do not count (label maps only).
     reduction
@@ -102,8 +104,9 @@ def focal_loss(
     True
     """
     logits = upcast(check_logits(logits))
-    check_choice(activation, "activation", ("sigmoid", "softmax"))
-    check_choice(reduction, "reduction", REDUCTIONS)
+    activation = resolve_activation(activation, logits)
+    check_choice("activation", activation, ("sigmoid", "softmax"))
+    check_choice("reduction", reduction, REDUCTIONS)
     check_range(gamma, "gamma", 0.0)
     if activation == "softmax" and logits.shape[1] == 1:
         raise ValueError("activation='softmax' needs C >= 2 channels; use 'sigmoid' for C == 1")

@@ -61,7 +61,7 @@ def gaussian_heatmaps(keypoints: torch.Tensor, shape: Sequence[int], sigma: floa
 
 
 def heatmap_mse_loss(
-    prediction: torch.Tensor,
+    logits: torch.Tensor,
     target: torch.Tensor,
     *,
     keypoint_weight: torch.Tensor | None = None,
@@ -71,11 +71,14 @@ def heatmap_mse_loss(
 
     .. math:: L = \frac{1}{N K |\Omega|} \sum_{n,k,i} v_{nk}\, (\hat h_{nki} - h_{nki})^2
 
+    No ``ignore_index``: the targets are heatmaps, not labels; ``keypoint_weight = 0`` leaves a
+    keypoint out.
+
     Parameters
     ----------
-    prediction
-        Raw outputs ``(N, K, *spatial)`` (no activation: the targets are in [0, 1] but the
-        regression is unconstrained).
+    logits
+        Raw outputs ``(N, K, *spatial)``; the activation is the identity: the targets are in
+        [0, 1] but the regression is unconstrained.
     target
         Heatmaps of the same shape, e.g. from :func:`gaussian_heatmaps`.
     keypoint_weight
@@ -89,11 +92,11 @@ def heatmap_mse_loss(
     >>> heatmap_mse_loss(target, target).item()
     0.0
     """
-    prediction = upcast(check_logits(prediction, "prediction"))
-    check_choice(reduction, "reduction", REDUCTIONS)
+    prediction = upcast(check_logits(logits))
+    check_choice("reduction", reduction, REDUCTIONS)
     if not isinstance(target, torch.Tensor) or tuple(target.shape) != tuple(prediction.shape):
         raise ValueError(
-            f"target must be a tensor of the prediction's shape {tuple(prediction.shape)}, got "
+            f"target must be a tensor of the logits' shape {tuple(prediction.shape)}, got "
             f"{tuple(target.shape) if isinstance(target, torch.Tensor) else type(target).__name__}"
         )
     loss = (prediction - target.to(prediction.dtype)) ** 2

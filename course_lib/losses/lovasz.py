@@ -24,6 +24,7 @@ import torch
 from course_lib.losses._module import LossModule
 from course_lib.losses._validate import (
     check_logits,
+    reduce,
     require_label_map,
     safe_divide,
     target_to_one_hot,
@@ -80,6 +81,7 @@ def lovasz_hinge(
     *,
     per_image: bool = True,
     ignore_index: int | None = None,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     r"""Binary Lovasz hinge loss of a one-channel net.
 
@@ -96,6 +98,9 @@ def lovasz_hinge(
         One loss per image, then the mean (Berman's default); else one loss over the whole batch.
     ignore_index
         Label of pixels that do not count. A batch with every pixel ignored gives 0.
+    reduction
+        ``"mean"``, ``"sum"`` or ``"none"`` over the images (``(N,)``; with ``per_image=False``
+        the batch is one item, ``(1,)``).
 
     References
     ----------
@@ -121,7 +126,7 @@ def lovasz_hinge(
     losses = _lovasz_extension(
         _rows(errors, per_image)[:, 0], _rows(foreground, per_image)[:, 0], valid_rows
     )
-    return losses.mean()
+    return reduce(losses, reduction)
 
 
 def lovasz_softmax(
@@ -131,6 +136,7 @@ def lovasz_softmax(
     classes: str | Sequence[int] = "present",
     per_image: bool = False,
     ignore_index: int | None = None,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     r"""Multi-class Lovasz-softmax loss.
 
@@ -150,6 +156,9 @@ def lovasz_softmax(
         One loss per image, then the mean; else one loss over the whole batch (Berman's default).
     ignore_index
         Label of pixels that do not count.
+    reduction
+        ``"mean"``, ``"sum"`` or ``"none"`` over the images (``(N,)``; with ``per_image=False``
+        the batch is one item, ``(1,)``).
 
     References
     ----------
@@ -190,7 +199,7 @@ def lovasz_softmax(
         selected[:, list(classes)] = True
     selected = selected.to(losses.dtype)
     per_row = safe_divide((losses * selected).sum(dim=-1), selected.sum(dim=-1))
-    return per_row.mean()
+    return reduce(per_row, reduction)
 
 
 class LovaszHingeLoss(LossModule):

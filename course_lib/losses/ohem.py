@@ -20,6 +20,7 @@ from course_lib.losses._validate import (
     target_to_one_hot,
 )
 from course_lib.losses.cross_entropy import cross_entropy
+from course_lib.ops.checks import check_int
 
 
 def ohem_cross_entropy(
@@ -37,6 +38,9 @@ def ohem_cross_entropy(
     largest cross-entropy are kept (all of them if there are fewer), and the loss is the mean
     cross-entropy over the kept pixels of the whole batch. ``min_negatives`` keeps images without
     foreground from contributing nothing.
+
+    No ``reduction``: the loss is one mean over the pixels kept in the whole batch; per-image means
+    would weigh the images differently.
 
     Parameters
     ----------
@@ -67,8 +71,7 @@ def ohem_cross_entropy(
     """
     logits = check_logits(logits)
     check_range(neg_pos_ratio, "neg_pos_ratio", 0.0)
-    if not isinstance(min_negatives, int) or min_negatives < 0:
-        raise ValueError(f"min_negatives must be a non-negative int, got {min_negatives!r}")
+    check_int("min_negatives", min_negatives, minimum=0)
     require_label_map(target, "ohem_cross_entropy")
     pixel_loss = cross_entropy(logits, target, ignore_index=ignore_index, reduction="none")
     one_hot, valid = target_to_one_hot(logits, target, ignore_index)

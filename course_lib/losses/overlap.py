@@ -34,7 +34,7 @@ def probabilities_and_target(
     logits: torch.Tensor,
     target: torch.Tensor,
     *,
-    activation: str,
+    activation: str | None,
     include_background: bool,
     ignore_index: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,7 +71,7 @@ def _check_smoothing(smooth_nr: float, smooth_dr: float) -> None:
 def _sums(
     logits: torch.Tensor,
     target: torch.Tensor,
-    activation: str,
+    activation: str | None,
     include_background: bool,
     ignore_index: int | None,
     squared: bool,
@@ -95,7 +95,7 @@ def dice_loss(
     logits: torch.Tensor,
     target: torch.Tensor,
     *,
-    activation: str = "softmax",
+    activation: str | None = None,
     include_background: bool = True,
     squared: bool = False,
     smooth_nr: float = SMOOTH,
@@ -123,8 +123,8 @@ def dice_loss(
     target
         Integer labels ``(N, *spatial)`` or a one-hot / soft map ``(N, C, *spatial)``.
     activation
-        ``"softmax"`` (default), ``"sigmoid"`` (binary or multi-label nets) or ``"none"``
-        (``logits`` already are probabilities).
+        ``"softmax"``, ``"sigmoid"`` (binary or multi-label nets) or ``"none"`` (``logits``
+        already are probabilities); default ``None``: softmax for ``C >= 2``, sigmoid for 1.
     include_background
         Whether channel 0 enters the mean.
     squared
@@ -161,7 +161,7 @@ def jaccard_loss(
     logits: torch.Tensor,
     target: torch.Tensor,
     *,
-    activation: str = "softmax",
+    activation: str | None = None,
     include_background: bool = True,
     squared: bool = False,
     smooth_nr: float = SMOOTH,
@@ -201,7 +201,7 @@ def tversky_loss(
     *,
     alpha: float = 0.5,
     beta: float = 0.5,
-    activation: str = "softmax",
+    activation: str | None = None,
     include_background: bool = True,
     smooth_nr: float = SMOOTH,
     smooth_dr: float = SMOOTH,
@@ -249,7 +249,7 @@ def hardness_weighted_dice_loss(
     target: torch.Tensor,
     *,
     hardness_lambda: float = 0.6,
-    activation: str = "softmax",
+    activation: str | None = None,
     include_background: bool = True,
     smooth_nr: float = SMOOTH,
     smooth_dr: float = SMOOTH,

@@ -11,11 +11,12 @@ topological constraints", CVPR 2010.
 from __future__ import annotations
 
 import functools
+import math
 
 import torch
 
 from course_lib.metrics._checks import binary_pair
-from course_lib.metrics.components import connected_components
+from course_lib.ops.components import connected_components
 
 
 def _items(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -41,7 +42,9 @@ def pixel_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (p != g).float().mean((-2, -1)).reshape(pred.shape[:-2])
 
 
-def rand_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def rand_error(
+    pred: torch.Tensor, target: torch.Tensor, *, empty_value: float = math.nan
+) -> torch.Tensor:
     """Rand error ``1 − V_rand``, the foreground-restricted Rand F-score of ISBI 2012.
 
     Cells of the target (``i``) and of the prediction (``j``) are the 4-connected components of
@@ -52,9 +55,9 @@ def rand_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
     the harmonic mean of the merge score ``Σp²/Σs²`` and the split score ``Σp²/Σt²``. A predicted
     membrane pixel inside a target cell is a cell of its own (a singleton), as in Fiji. Target
-    membrane pixels are not counted; an item without any target cell gives NaN. Note that
-    ``skimage.metrics.adapted_rand_error`` counts pairs instead and treats predicted label 0 as
-    one segment, so its numbers differ.
+    membrane pixels are not counted; an item without any target cell gives ``empty_value`` (NaN
+    by default, the metrics' policy). Note that ``skimage.metrics.adapted_rand_error`` counts
+    pairs instead and treats predicted label 0 as one segment, so its numbers differ.
 
     Examples
     --------
@@ -77,7 +80,7 @@ def rand_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         i, j = true_cells[inside], pred_cells[inside]
         n = i.numel()
         if n == 0:
-            out.append(torch.tensor(torch.nan, device=p.device))
+            out.append(torch.tensor(float(empty_value), device=p.device))
             continue
         singletons = (j == 0).sum()
         cells = j > 0

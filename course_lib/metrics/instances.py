@@ -1,7 +1,7 @@
 """Instance-level evaluation: are touching cells separated? Matching instances at IoU > 0.5.
 
 A semantic map (cell / background) becomes instances through its connected components
-(:func:`~course_lib.metrics.components.connected_components`). A predicted instance *matches* a
+(:func:`~course_lib.ops.connected_components`). A predicted instance *matches* a
 true one when their intersection over union exceeds 0.5. Above 0.5 no instance can match two
 others (two regions each covering more than half of the union cannot be disjoint), so a plain
 threshold gives a one-to-one matching without the Hungarian algorithm. This is the rule of the
@@ -13,7 +13,7 @@ two misses and one false positive instead of two matches.
 Examples
 --------
 >>> import torch
->>> from course_lib.metrics.components import connected_components
+>>> from course_lib.ops import connected_components
 >>> true = torch.tensor([[1, 1, 0, 2, 2]])
 >>> merged = connected_components(torch.tensor([[1, 1, 1, 1, 1]]))
 >>> match_instances(merged, true).true_positives
@@ -24,6 +24,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -65,26 +66,26 @@ class InstanceMatch:
 
     @property
     def precision(self) -> float:
-        """TP / (TP + FP); 1.0 when nothing was predicted."""
+        """TP / (TP + FP); NaN when nothing was predicted (undefined, the metrics' policy)."""
         predicted = self.true_positives + self.false_positives
-        return self.true_positives / predicted if predicted else 1.0
+        return self.true_positives / predicted if predicted else math.nan
 
     @property
     def recall(self) -> float:
-        """TP / (TP + FN); 1.0 when there is nothing to find."""
+        """TP / (TP + FN); NaN when there is nothing to find (undefined)."""
         actual = self.true_positives + self.false_negatives
-        return self.true_positives / actual if actual else 1.0
+        return self.true_positives / actual if actual else math.nan
 
     @property
     def f1(self) -> float:
-        """2 TP / (2 TP + FP + FN), the instance F1 score; 1.0 when both are empty."""
+        """2 TP / (2 TP + FP + FN), the instance F1 score; NaN when both are empty (undefined)."""
         denominator = 2 * self.true_positives + self.false_positives + self.false_negatives
-        return 2 * self.true_positives / denominator if denominator else 1.0
+        return 2 * self.true_positives / denominator if denominator else math.nan
 
 
 def match_instances(
-    pred_instances: Tensor,
-    true_instances: Tensor,
+    pred: Tensor,
+    target: Tensor,
     *,
     iou_threshold: float = 0.5,
     spatial_dims: int = 2,
@@ -93,7 +94,7 @@ def match_instances(
 
     Parameters
     ----------
-    pred_instances, true_instances : Tensor
+    pred, target : Tensor
         Integer instance maps of one shape, ``(N, *spatial)`` or ``(*spatial)``: 0 background,
         any positive id per instance (ids are per image).
     iou_threshold : float
@@ -104,19 +105,18 @@ def match_instances(
     Returns
     -------
     InstanceMatch
-        True/false positives, false negatives and merged cells, summed over the batch.
+        True/false positives, false negatives and merged cells, summed over the batch: the one
+        metric that does not keep the batch shape, because counts add up where ratios do not.
     """
     if not 0.5 <= iou_threshold < 1.0:
         raise ValueError(
             f"iou_threshold must be in [0.5, 1) so that matches are unique, got {iou_threshold!r}"
         )
-    pred = _check_map("pred_instances", pred_instances, spatial_dims)
-    true = _check_map("true_instances", true_instances, spatial_dims)
+    shape = tuple(pred.shape) if isinstance(pred, Tensor) else None
+    pred = _check_map("pred", pred, spatial_dims)
+    true = _check_map("target", target, spatial_dims)
     if pred.shape != true.shape:
-        raise ValueError(
-            f"pred_instances {tuple(pred_instances.shape)} and true_instances "
-            f"{tuple(true_instances.shape)} must have the same shape"
-        )
+        raise ValueError(f"pred {shape} and target {tuple(target.shape)} must have the same shape")
     if bool((pred < 0).any()) or bool((true < 0).any()):
         raise ValueError("instance maps must be >= 0 (0 background)")
     tp = fp = fn = merged = 0

@@ -20,7 +20,8 @@ import math
 
 import torch
 
-from course_lib.metrics._checks import binary_pair, check_same_shape, resolve_spatial_dims
+from course_lib.metrics._checks import binary_pair, check_same_shape
+from course_lib.ops.checks import check_int, resolve_spatial_dims
 
 
 def _as_masks(
@@ -34,8 +35,7 @@ def _as_masks(
     if num_classes is None:
         pred, target = binary_pair(pred, target)
         return pred, target, resolve_spatial_dims(pred.ndim, None, spatial_dims)
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    check_int("num_classes", num_classes)
     for name, labels in (("pred", pred), ("target", target)):
         if not isinstance(labels, torch.Tensor) or labels.dtype.is_floating_point:
             raise ValueError(f"{name} must be an integer label map when num_classes is given")

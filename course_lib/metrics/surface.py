@@ -9,21 +9,24 @@ non-surface voxels, so everything runs on the masks' device. As a shortcut, dist
 shifted minima per axis); the few surface voxels farther away are measured against every surface
 voxel of the other mask, or, when those would be too many pairs, by the full distance transform.
 
-Empty masks: both empty gives 0 (nothing is misplaced); exactly one empty gives ``inf``, directed
-distances included (the distance to an empty set is an infimum over nothing). medpy raises and
-MONAI returns NaN or inf there.
+Empty masks follow the package's policy (:mod:`course_lib.metrics`): both empty is undefined and
+gives ``empty_value`` (NaN by default; chapter 04 passes 0, "nothing is misplaced"); exactly one
+empty gives ``inf``, directed distances included (the distance to an empty set is an infimum over
+nothing). medpy raises and MONAI returns NaN or inf there.
 """
 
 from __future__ import annotations
 
+import math
 from types import EllipsisType
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
-from course_lib.metrics._checks import Spacing, binary_pair, resolve_spacing, resolve_spatial_dims
-from course_lib.metrics.distance_transform import distance_transform_edt
+from course_lib.metrics._checks import binary_pair
+from course_lib.ops.checks import Spacing, resolve_spacing, resolve_spatial_dims
+from course_lib.ops.distance_transform import distance_transform_edt
 
 BAND = 8
 """Voxels per axis of the banded distance transform; farther surface voxels take the exact route."""
@@ -187,10 +190,10 @@ def _percentile(d: torch.Tensor, percentile: float | None) -> torch.Tensor:
     return torch.quantile(d, percentile / 100)  # linear interpolation, as numpy and MONAI
 
 
-def _empty_rule(d_pt: torch.Tensor, d_tp: torch.Tensor) -> torch.Tensor | None:
-    """0 when both masks are empty, inf when exactly one is, None otherwise."""
+def _empty_rule(d_pt: torch.Tensor, d_tp: torch.Tensor, empty_value: float) -> torch.Tensor | None:
+    """``empty_value`` when both masks are empty, inf when exactly one is, None otherwise."""
     if d_pt.numel() == 0 and d_tp.numel() == 0:
-        return torch.tensor(0.0, device=d_pt.device)
+        return torch.tensor(float(empty_value), device=d_pt.device)
     if d_pt.numel() == 0 or d_tp.numel() == 0:
         return torch.tensor(torch.inf, device=d_pt.device)
     return None
@@ -205,6 +208,7 @@ def hausdorff_distance(
     directed: bool = False,
     mode: Literal["max", "pooled"] = "max",
     spatial_dims: int | None = None,
+    empty_value: float = math.nan,
 ) -> torch.Tensor:
     """Hausdorff distance between the surfaces of two masks, or a percentile of it (HD95).
 
@@ -233,11 +237,14 @@ def hausdorff_distance(
         How the percentile combines the two directions (ignored when ``directed``).
     spatial_dims : int, optional
         Number of trailing spatial axes; default ``len(spacing)`` if a sequence, else all axes.
+    empty_value : float
+        The value where both masks are empty (undefined); NaN by default, so ``nanmean`` skips it.
 
     Returns
     -------
     Tensor
-        float32, shape ``batch``, on the masks' device. Both masks empty: 0; one empty: inf.
+        float32, shape ``batch``, on the masks' device. Both masks empty: ``empty_value``; one
+        empty: inf.
 
     Examples
     --------
@@ -252,7 +259,7 @@ def hausdorff_distance(
         raise ValueError(f'mode must be "max" or "pooled", got {mode!r}')
     out = []
     for d_pt, d_tp in surface_distances(pred, target, spacing=spacing, spatial_dims=spatial_dims):
-        value = _empty_rule(d_pt, d_tp)
+        value = _empty_rule(d_pt, d_tp, empty_value)
         if value is None:
             if directed:
                 value = _percentile(d_pt, percentile)
@@ -271,6 +278,7 @@ def average_surface_distance(
     spacing: Spacing = None,
     symmetric: bool = True,
     spatial_dims: int | None = None,
+    empty_value: float = math.nan,
 ) -> torch.Tensor:
     """Average (symmetric) surface distance, ASSD: the mean of both directed sets pooled.
 
@@ -278,7 +286,7 @@ def average_surface_distance(
     ``compute_average_surface_distance(symmetric=True)``; not the mean of the two directed means
     (medpy up to 0.4), which weighs a small surface as much as a large one. ``symmetric=False``:
     the mean of ``d(a, B)`` over the prediction's surface only (medpy ``asd``).
-    Same inputs, units and empty-mask rule as :func:`hausdorff_distance`.
+    Same inputs, units and empty-mask rule (``empty_value``) as :func:`hausdorff_distance`.
 
     Examples
     --------
@@ -289,7 +297,7 @@ def average_surface_distance(
     """
     out = []
     for d_pt, d_tp in surface_distances(pred, target, spacing=spacing, spatial_dims=spatial_dims):
-        value = _empty_rule(d_pt, d_tp)
+        value = _empty_rule(d_pt, d_tp, empty_value)
         if value is None:
             value = torch.cat([d_pt, d_tp]).mean() if symmetric else d_pt.mean()
         out.append(value)

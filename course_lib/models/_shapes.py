@@ -26,8 +26,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from torch import Tensor
-
 
 def _output_size(size: int, depth: int, block_loss: int, up_loss: int) -> int | None:
     """Output size along one axis, or ``None`` if ``size`` is not a valid input size."""
@@ -96,22 +94,3 @@ def valid_input_shape(
         _valid_input_size(s, depth, block_loss, up_loss)
         for s in _check_shape("min_shape", min_shape)
     )
-
-
-def center_crop(x: Tensor, spatial_shape: Sequence[int]) -> Tensor:
-    """The centre ``spatial_shape`` of the trailing axes of ``x`` (U-Net's "crop" before concat).
-
-    Cropping is needed "due to the loss of border pixels in every convolution" (Ronneberger et al.,
-    Sec. 2); a target tile is cropped the same way to the size of the prediction.
-    """
-    spatial_shape = tuple(spatial_shape)
-    have = tuple(x.shape[x.ndim - len(spatial_shape) :])
-    if any(h < w or (h - w) % 2 for h, w in zip(have, spatial_shape, strict=True)):
-        raise ValueError(
-            f"cannot centre-crop spatial shape {have} to {spatial_shape}: every axis must be at "
-            "least as large and differ by an even number"
-        )
-    first_axis = x.ndim - len(spatial_shape)
-    for axis, (h, w) in enumerate(zip(have, spatial_shape, strict=True)):
-        x = x.narrow(first_axis + axis, (h - w) // 2, w)
-    return x

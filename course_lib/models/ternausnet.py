@@ -25,7 +25,7 @@ already put in the torch hub cache (Colab: ``torchvision.models.vgg11(weights="D
 Examples
 --------
 >>> import torch
->>> net = TernausNet(in_channels=1, width=8)
+>>> net = TernausNet(1, 1, base_channels=8)
 >>> net(torch.zeros(1, 1, 64, 64)).shape
 torch.Size([1, 1, 64, 64])
 """
@@ -42,6 +42,7 @@ from torch import Tensor, nn
 
 from course_lib.blocks.conv import init_gaussian_
 from course_lib.blocks.upsampling import transposed_conv_up
+from course_lib.ops.checks import check_int
 
 THRESHOLD = 0.3
 """Probability from which a pixel counts as foreground (Iglovikov and Shvets, Sec. III-B)."""
@@ -107,26 +108,28 @@ class TernausNet(nn.Module):
         3 for RGB (ImageNet weights); 1 for gray images (the loader sums the RGB kernels).
     num_classes : int
         Output channels (logits); 1 in the paper (a binary sigmoid output).
-    width : int
-        Width of the first VGG layer, even; 64 is VGG11 (ImageNet weights fit only then). The
-        decoder's narrowest level has ``width / 2`` channels (32 in the paper).
+    base_channels : int
+        Width of the first VGG layer (level 1), even; 64 is VGG11 (ImageNet weights fit only
+        then). The decoder's narrowest level has ``base_channels / 2`` channels (32 in the paper).
+        The depth is VGG11's: 5 poolings.
     """
 
     def __init__(
-        self, in_channels: int = 3, num_classes: int = 1, width: int = VGG11_WIDTH
+        self, in_channels: int, num_classes: int, base_channels: int = VGG11_WIDTH
     ) -> None:
         super().__init__()
         for name, value in (
             ("in_channels", in_channels),
             ("num_classes", num_classes),
-            ("width", width),
+            ("base_channels", base_channels),
         ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if width % 2:
-            raise ValueError(f"width must be even (the decoder ends with width / 2), got {width}")
-        self.in_channels, self.width = in_channels, width
-        w = width
+            check_int(name, value)
+        if base_channels % 2:
+            raise ValueError(
+                f"base_channels must be even (the decoder ends with half), got {base_channels}"
+            )
+        self.in_channels, self.base_channels = in_channels, base_channels
+        w = base_channels
         self.encoder = VGG11Encoder(in_channels, w)
         # after the encoder's 5th pool: the 512-channel bottleneck conv (8w), then up to the
         # deepest skip's scale
@@ -217,7 +220,7 @@ def load_vgg11_weights(
     ------
     ValueError
         If a key of the encoder is missing, or a tensor's shape does not match (e.g. ImageNet
-        weights into an encoder whose ``width`` is not 64); nothing is copied then.
+        weights into an encoder whose ``base_channels`` is not 64); nothing is copied then.
 
     Notes
     -----
@@ -254,8 +257,9 @@ def load_vgg11_weights(
     if mismatched:
         raise ValueError(
             f"shape mismatch for {len(mismatched)} keys ({'; '.join(mismatched[:3])}). "
-            f"The model has width={model.width} and in_channels={model.in_channels}; ImageNet "
-            f"VGG11 weights need width={VGG11_WIDTH} and in_channels 3 or 1"
+            f"The model has base_channels={model.base_channels} and in_channels="
+            f"{model.in_channels}; ImageNet VGG11 weights need base_channels={VGG11_WIDTH} and "
+            "in_channels 3 or 1"
         )
     with torch.no_grad():
         for key, src in sources.items():

@@ -32,13 +32,14 @@ torch.Size([1, 2, 4, 16, 16])
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from course_lib.blocks.conv import DoubleConv
+from course_lib.blocks.conv import ConvNormAct, DoubleConv
 from course_lib.models.unet import UNet
-from course_lib.models.unet25d import KERNEL_3D, conv_bn_prelu, unet_receptive_field
+from course_lib.models.unet25d import KERNEL_3D, unet_receptive_field
 
 KERNEL_IN_PLANE = (1, 3, 3)
 """The paper's 3x3x1 kernel in (D, H, W) order: one slice, 3x3 in-plane."""
@@ -83,15 +84,16 @@ class TwoPathwayBlock(nn.Module):
                 "a two-pathway block pads to keep the size: padding must be 'same', "
                 f"got {padding!r}"
             )
-        self.in_plane = nn.Sequential(
-            conv_bn_prelu(in_channels, out_channels, KERNEL_IN_PLANE, norm),
-            conv_bn_prelu(out_channels, out_channels, KERNEL_IN_PLANE, norm),
+        options: dict[str, Any] = dict(
+            spatial_dims=3, padding="same", norm=norm, activation="prelu"
         )
-        self.through_plane = nn.Sequential(
-            conv_bn_prelu(in_channels, out_channels, KERNEL_THROUGH_PLANE, norm),
-            conv_bn_prelu(out_channels, out_channels, KERNEL_THROUGH_PLANE, norm),
+        self.in_plane = DoubleConv(
+            in_channels, out_channels, kernel_size=KERNEL_IN_PLANE, **options
         )
-        self.fuse = conv_bn_prelu(2 * out_channels, out_channels, (1, 1, 1), norm)
+        self.through_plane = DoubleConv(
+            in_channels, out_channels, kernel_size=KERNEL_THROUGH_PLANE, **options
+        )
+        self.fuse = ConvNormAct(2 * out_channels, out_channels, kernel_size=1, **options)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fuse(torch.cat([self.in_plane(x), self.through_plane(x)], dim=1))

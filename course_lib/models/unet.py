@@ -36,15 +36,17 @@ from torch import Tensor, nn
 from course_lib.blocks.attention_gate import AttentionGate
 from course_lib.blocks.conv import (
     DoubleConv,
-    check_spatial_dims,
     conv_layer,
     conv_transpose_layer,
     init_gaussian_,
     max_pool_layer,
 )
 from course_lib.models import _shapes
+from course_lib.ops.checks import check_choice, check_int, check_spatial_dims
+from course_lib.ops.shapes import center_crop
 
 UP_MODES = ("transpose", "upsample")
+UP_CHANNELS = ("halve", "keep")
 
 BlockFactory = Callable[..., nn.Module]
 """``block(in_channels, out_channels, *, spatial_dims, padding, norm) -> nn.Module``: one level's
@@ -88,7 +90,7 @@ class UpStage(nn.Module):
     def forward(self, x: Tensor, skip: Tensor) -> Tensor:
         x = self.up(x)
         # valid convs shrink the expanding path more than the skip: crop the skip's centre
-        skip = _shapes.center_crop(skip, x.shape[2:])
+        skip = center_crop(skip, x.shape[2:])
         if self.gate is not None:
             skip = self.gate(skip, x)
         return self.block(torch.cat([skip, x], dim=1))
@@ -124,6 +126,16 @@ class UNet(nn.Module):
     attention_gates : bool
         Gate every skip connection with an :class:`~course_lib.blocks.attention_gate.AttentionGate`
         (Attention U-Net, Oktay et al. 2018), the up-sampled decoder features as gating signal.
+    encoder_block : callable, optional
+        Factory of the contracting path's and the bottom's blocks, when they differ from the
+        expanding path's ``block`` (the 3D U-Net doubles the width inside them).
+    up_channels : {"halve", "keep"}
+        The up-sampling step halves the channels (the paper: 1024 -> 512, then 512 + 512 -> 512)
+        or keeps them (the 3D U-Net: 512 -> 512, then 512 + 256 -> 256).
+
+    The constructor convention of every model in :mod:`course_lib.models`: ``in_channels``,
+    ``num_classes``, then ``base_channels`` (the channels of the first, full-resolution level) and
+    ``depth`` (the number of down-samplings).
 
     Weights start Gaussian with std sqrt(2/N) (:func:`~course_lib.blocks.conv.init_gaussian_`).
     """
@@ -142,6 +154,8 @@ class UNet(nn.Module):
         up_mode: str = "transpose",
         block: BlockFactory = DoubleConv,
         attention_gates: bool = False,
+        encoder_block: BlockFactory | None = None,
+        up_channels: str = "halve",
     ) -> None:
         super().__init__()
         for name, value in (
@@ -150,36 +164,34 @@ class UNet(nn.Module):
             ("base_channels", base_channels),
             ("depth", depth),
         ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if padding not in ("valid", "same"):
-            raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
+            check_int(name, value)
+        check_choice("padding", padding, ("valid", "same"))
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-        if up_mode not in UP_MODES:
-            raise ValueError(f"up_mode must be one of {UP_MODES}, got {up_mode!r}")
+        check_choice("up_mode", up_mode, UP_MODES)
+        check_choice("up_channels", up_channels, UP_CHANNELS)
         check_spatial_dims(spatial_dims)
         self.in_channels, self.num_classes, self.depth = in_channels, num_classes, depth
         self.padding, self.spatial_dims, self.up_mode = padding, spatial_dims, up_mode
 
-        def make_block(c_in: int, c_out: int) -> nn.Module:
-            return block(c_in, c_out, spatial_dims=spatial_dims, padding=padding, norm=norm)
-
+        options = dict(spatial_dims=spatial_dims, padding=padding, norm=norm)
+        down_block = block if encoder_block is None else encoder_block
         widths = [base_channels * 2**level for level in range(depth + 1)]
         self.encoder = nn.ModuleList(
-            make_block(c_in, c_out)
+            down_block(c_in, c_out, **options)
             for c_in, c_out in zip([in_channels, *widths[: depth - 1]], widths[:depth], strict=True)
         )
         self.pool = max_pool_layer(spatial_dims)(kernel_size=2, stride=2)
-        self.bottom = make_block(widths[-2], widths[-1])
+        self.bottom = down_block(widths[-2], widths[-1], **options)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.decoder = nn.ModuleList(
             UpStage(
-                up_sampling(c_deep, c, spatial_dims=spatial_dims, mode=up_mode, padding=padding),
-                make_block(2 * c, c),  # skip (c channels) concatenated with the up-sampled (c)
-                AttentionGate(c, c, spatial_dims=spatial_dims) if attention_gates else None,
+                up_sampling(c_deep, c_up, spatial_dims=spatial_dims, mode=up_mode, padding=padding),
+                block(c + c_up, c, **options),  # the skip (c channels) and the up-sampled (c_up)
+                AttentionGate(c, c_up, spatial_dims=spatial_dims) if attention_gates else None,
             )
             for c_deep, c in zip(widths[:0:-1], widths[-2::-1], strict=True)
+            for c_up in [c if up_channels == "halve" else c_deep]
         )
         self.head = conv_layer(spatial_dims)(widths[0], num_classes, kernel_size=1)
         init_gaussian_(self)

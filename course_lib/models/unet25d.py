@@ -14,7 +14,7 @@ shaped unless the volume is resampled first. The 2.5D U-Net balances the physica
   :class:`~course_lib.blocks.spatial_attention.SpatialAttention` module whose map ``A_l`` it
   returns, so that the maps can be drawn and supervised (:mod:`course_lib.losses.attention`).
 
-``levels_2d=levels`` gives the all-2D baseline (every kernel 1x3x3: slices never mix) and
+``levels_2d=depth + 1`` gives the all-2D baseline (every kernel 1x3x3: slices never mix) and
 ``levels_2d=0`` the all-3D one, so the paper's 2D / 3D / 2.5D comparison uses one class.
 
 Reference: G. Wang, J. Shapey, W. Li et al., "Automatic Segmentation of Vestibular Schwannoma from
@@ -26,7 +26,7 @@ Examples
 --------
 >>> import torch
 >>> net = UNet25D(1, 2, base_channels=4)
->>> logits, maps = net(torch.zeros(1, 1, 8, 32, 32), return_attention=True)
+>>> logits, maps = net(torch.zeros(1, 1, 8, 32, 32), return_auxiliary=True)
 >>> tuple(logits.shape), [tuple(a.shape[2:]) for a in maps]
 ((1, 2, 8, 32, 32), [(8, 32, 32), (8, 16, 16), (8, 8, 8), (4, 4, 4)])
 """
@@ -40,8 +40,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from course_lib.blocks.conv import ConvNormAct, init_gaussian_
+from course_lib.blocks.conv import DoubleConv, init_gaussian_
 from course_lib.blocks.spatial_attention import SpatialAttention
+from course_lib.ops.checks import check_int
 
 KERNEL_2D = (1, 3, 3)
 """In-plane kernel of the 2D levels, in (D, H, W) order (the paper's 3x3x1 in (x, y, z))."""
@@ -49,31 +50,8 @@ KERNEL_3D = (3, 3, 3)
 POOL_2D = (1, 2, 2)
 """In-plane pooling after a 2D level: halves H and W, keeps every slice."""
 POOL_3D = (2, 2, 2)
-
-
-def conv_bn_prelu(
-    in_channels: int, out_channels: int, kernel_size: Sequence[int], norm: str | None = "batch"
-) -> nn.Sequential:
-    """Conv (any odd kernel (D, H, W), e.g. 1x3x3, "same" padding) -> batch norm -> PReLU, in 3D.
-
-    Wang et al.'s block; a :class:`course_lib.blocks.conv.ConvNormAct` with an anisotropic kernel.
-    """
-    return ConvNormAct(
-        in_channels,
-        out_channels,
-        spatial_dims=3,
-        kernel_size=kernel_size,
-        padding="same",
-        norm=norm,
-        activation="prelu",
-    )
-
-
-def _double_block(in_channels: int, out_channels: int, kernel: Sequence[int]) -> nn.Sequential:
-    return nn.Sequential(
-        conv_bn_prelu(in_channels, out_channels, kernel),
-        conv_bn_prelu(out_channels, out_channels, kernel),
-    )
+BLOCK_OPTIONS = {"spatial_dims": 3, "padding": "same", "norm": "batch", "activation": "prelu"}
+"""Wang et al.'s block is conv -> batch norm -> PReLU, twice, padded to keep the size."""
 
 
 def unet_receptive_field(
@@ -185,47 +163,43 @@ class UNet25D(nn.Module):
         Output channels (logits).
     base_channels
         Channels of level 1 (16 in the paper); level ``l`` has ``base_channels * 2**(l - 1)``.
-    levels
-        Resolution levels, 5 in the paper (``levels - 1`` poolings).
+    depth
+        Number of poolings, 4 in the paper (5 resolution levels), as ``depth`` in every model.
     levels_2d
         How many of the first levels use 1x3x3 kernels and 1x2x2 pooling (2 in the paper;
-        ``levels`` for the 2D baseline, 0 for the 3D one).
+        ``depth + 1`` for the 2D baseline, 0 for the 3D one).
     attention
-        Add a spatial attention module to every decoder level (levels ``1 .. levels - 1``).
+        Add a spatial attention module to every decoder level (levels ``1 .. depth``).
 
     Input ``(N, in_channels, D, H, W)``: ``D`` must be a multiple of ``size_divisor[0]``
-    (``2**(levels - 1 - levels_2d)``), ``H`` and ``W`` of ``2**(levels - 1)``.
+    (``2**(depth - levels_2d)`` when ``levels_2d <= depth``), ``H`` and ``W`` of ``2**depth``.
     """
 
     def __init__(
         self,
-        in_channels: int = 1,
-        num_classes: int = 2,
+        in_channels: int,
+        num_classes: int,
         base_channels: int = 16,
-        levels: int = 5,
+        depth: int = 4,
         levels_2d: int = 2,
         *,
         attention: bool = True,
     ) -> None:
         super().__init__()
-        for name, value, low in (
-            ("in_channels", in_channels, 1),
-            ("num_classes", num_classes, 1),
-            ("base_channels", base_channels, 2),
-            ("levels", levels, 2),
-        ):
-            if not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-        if not isinstance(levels_2d, int) or not 0 <= levels_2d <= levels:
-            raise ValueError(f"levels_2d must be an int in [0, levels={levels}], got {levels_2d!r}")
+        check_int("in_channels", in_channels)
+        check_int("num_classes", num_classes)
+        check_int("base_channels (the attention's hidden layer has half)", base_channels, 2)
+        check_int("depth", depth)
+        check_int(f"levels_2d (of depth + 1 = {depth + 1} levels)", levels_2d, 0, depth + 1)
+        levels = depth + 1
         self.in_channels, self.num_classes = in_channels, num_classes
-        self.levels, self.levels_2d, self.attention = levels, levels_2d, attention
+        self.depth, self.levels_2d, self.attention = depth, levels_2d, attention
         self.kernels = [KERNEL_2D if lv < levels_2d else KERNEL_3D for lv in range(levels)]
         self.pools = [POOL_2D if lv < levels_2d else POOL_3D for lv in range(levels - 1)]
         widths = [base_channels * 2**lv for lv in range(levels)]
 
         self.encoder = nn.ModuleList(
-            _double_block(c_in, c_out, k)
+            DoubleConv(c_in, c_out, kernel_size=k, **BLOCK_OPTIONS)  # type: ignore[arg-type]
             for c_in, c_out, k in zip(
                 [in_channels, *widths[:-1]], widths, self.kernels, strict=True
             )
@@ -237,15 +211,14 @@ class UNet25D(nn.Module):
             for lv, p in enumerate(self.pools)
         )
         self.decoder = nn.ModuleList(
-            _double_block(2 * widths[lv], widths[lv], self.kernels[lv]) for lv in range(levels - 1)
+            DoubleConv(2 * widths[lv], widths[lv], kernel_size=self.kernels[lv], **BLOCK_OPTIONS)  # type: ignore[arg-type]
+            for lv in range(levels - 1)
         )
         self.spatial_attention = nn.ModuleList(
             SpatialAttention(widths[lv], self.kernels[lv]) for lv in range(levels - 1) if attention
         )
         self.head = nn.Conv3d(widths[0], num_classes, kernel_size=1)
         init_gaussian_(self)
-        self.attention_maps: list[Tensor] = []
-        """The maps of the latest forward pass, finest level first (see :meth:`forward`)."""
 
     @property
     def size_divisor(self) -> tuple[int, int, int]:
@@ -260,14 +233,14 @@ class UNet25D(nn.Module):
         return unet_receptive_field(self.kernels, self.pools, decoder_extra_convs=extra)  # type: ignore[return-value]
 
     def forward(
-        self, x: Tensor, *, return_attention: bool = False
+        self, x: Tensor, *, return_auxiliary: bool = False
     ) -> Tensor | tuple[Tensor, list[Tensor]]:
-        """Logits ``(N, num_classes, D, H, W)``; with ``return_attention`` also the maps.
+        """Logits ``(N, num_classes, D, H, W)``; with ``return_auxiliary`` also the attention maps.
 
-        The attention maps ``A_1 .. A_{levels-1}`` (finest first, ``A_l`` of shape
-        ``(N, 1, *spatial_l)``, values in [0, 1]) are also kept in ``self.attention_maps``, so a
-        training loop that sees only the logits (:func:`course_lib.training.fit`) can supervise
-        them in its loss function.
+        The package's convention for auxiliary outputs: ``(logits, [A_1, ..., A_depth])``, finest
+        first, ``A_l`` of shape ``(N, 1, *spatial_l)`` with values in [0, 1], for the multi-scale
+        attention loss (:func:`course_lib.losses.attention_loss`; ``fit(..., auxiliary=True)``
+        hands both to the loss function). Nothing is kept on the module.
         """
         if x.ndim != 5 or x.shape[1] != self.in_channels:
             raise ValueError(
@@ -276,22 +249,21 @@ class UNet25D(nn.Module):
         if any(s % d for s, d in zip(x.shape[2:], self.size_divisor, strict=True)):
             raise ValueError(
                 f"x's (D, H, W) = {tuple(x.shape[2:])} must be multiples of {self.size_divisor} "
-                f"(levels={self.levels}, levels_2d={self.levels_2d})"
+                f"(depth={self.depth}, levels_2d={self.levels_2d})"
             )
-        if return_attention and not self.attention:
-            raise ValueError("return_attention=True needs a net built with attention=True")
+        if return_auxiliary and not self.attention:
+            raise ValueError("return_auxiliary=True needs a net built with attention=True")
         skips = []
         for level, block in enumerate(self.encoder):
             x = block(x)
-            if level < self.levels - 1:
+            if level < self.depth:
                 skips.append(x)
                 x = self.down[level](x)
         maps: list[Tensor] = []
-        for level in reversed(range(self.levels - 1)):
+        for level in reversed(range(self.depth)):
             x = self.decoder[level](torch.cat([skips[level], self.up[level](x)], dim=1))
             if self.attention:
                 x, a = self.spatial_attention[level](x)
                 maps.insert(0, a)
-        self.attention_maps = maps
         logits = self.head(x)
-        return (logits, maps) if return_attention else logits
+        return (logits, maps) if return_auxiliary else logits

@@ -15,9 +15,10 @@ concatenation with the centre-cropped analysis features (512 + 256 = 768), and t
 convolutions (768 -> 256 -> 256); a 1x1x1 convolution gives the class logits. Convolutions are
 unpadded ("valid"): a 132 x 132 x 116 tile gives a 44 x 44 x 28 output (Sec. 2).
 
-The class reuses :class:`~course_lib.models.unet.UNet` (forward pass, shapes, initialisation):
-its analysis path and bottom are U-Net's with :func:`analysis_block`, and only the synthesis path
-is replaced, because the 3D U-Net's up-convolution keeps the channels where U-Net's halves them.
+The class configures :class:`~course_lib.models.unet.UNet` (forward pass, shapes, initialisation):
+its analysis path and bottom use :func:`analysis_block`, and its up-convolutions keep the channel
+count (``up_channels="keep"``) where U-Net's halve it. ``base_channels`` means what it means in
+U-Net, the channels a level-1 block ends with: 64 in the paper (its first convolution has 32).
 
 Parameter count. With 3 input channels and 3 classes the paper's net has 19,069,955 parameters.
 That number counts, for every 3x3x3 convolution, its weights and one bias per output channel; for
@@ -32,7 +33,7 @@ paper's way (every parameter except norm scales and up-convolution biases) and g
 Examples
 --------
 >>> import torch
->>> net = UNet3D(1, 2, base_channels=2, depth=1)
+>>> net = UNet3D(1, 2, base_channels=4, depth=1)
 >>> net.output_shape((20, 20, 20))
 (4, 4, 4)
 >>> net(torch.zeros(1, 1, 20, 20, 20)).shape
@@ -44,8 +45,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from course_lib.blocks.conv import DoubleConv, init_gaussian_
-from course_lib.models.unet import UNet, UpStage, up_sampling
+from course_lib.blocks.conv import DoubleConv
+from course_lib.models.unet import UNet
 
 PAPER_PARAMETERS = 19_069_955
 """Parameters of the paper's net (3 input channels, 3 classes), counted as the paper counts them."""
@@ -80,8 +81,9 @@ class UNet3D(UNet):
     num_classes : int
         Output channels (logits); 3 in the paper (inside the tubule, tubule, background).
     base_channels : int
-        Width of the first convolution, 32 in the paper; analysis level ``i`` ends with
-        ``2 * base_channels * 2**i`` channels and the bottom with ``2 * base_channels * 2**depth``.
+        Channels of level 1, as in :class:`~course_lib.models.unet.UNet`: 64 in the paper. Analysis
+        level ``i`` ends with ``base_channels * 2**i`` channels (its first convolution reaches
+        half of that) and the bottom with ``base_channels * 2**depth``.
     depth : int
         Number of max-pooling steps, 3 in the paper.
     padding : {"valid", "same"}
@@ -101,38 +103,28 @@ class UNet3D(UNet):
         self,
         in_channels: int,
         num_classes: int,
-        base_channels: int = 32,
+        base_channels: int = 64,
         depth: int = 3,
         *,
         padding: str = "valid",
         norm: str | None = "batch",
         dropout: float = 0.0,
     ) -> None:
-        if not isinstance(base_channels, int) or base_channels < 1:
-            raise ValueError(f"base_channels must be a positive int, got {base_channels!r}")
-        # U-Net's "level width" is the width a level ends with: twice the first convolution's.
         super().__init__(
             in_channels,
             num_classes,
-            2 * base_channels,
+            base_channels,
             depth,
             padding=padding,
             spatial_dims=3,
             norm=norm,
             dropout=dropout,
-            block=analysis_block,
+            encoder_block=analysis_block,
+            # The synthesis path differs from U-Net's: the up-convolution keeps the channel count of
+            # the level below (architecture figure: 512 -> 512, then 512 + 256 = 768 -> 256 -> 256).
+            block=DoubleConv,
+            up_channels="keep",
         )
-        # The synthesis path differs from U-Net's: the up-convolution keeps the channel count of
-        # the level below (architecture figure: 512 -> 512, then 512 + 256 = 768 -> 256 -> 256).
-        widths = [2 * base_channels * 2**level for level in range(depth + 1)]
-        self.decoder = nn.ModuleList(
-            UpStage(
-                up_sampling(c_deep, c_deep, spatial_dims=3, mode="transpose", padding=padding),
-                DoubleConv(c_deep + c, c, spatial_dims=3, padding=padding, norm=norm),
-            )
-            for c_deep, c in zip(widths[:0:-1], widths[-2::-1], strict=True)
-        )
-        init_gaussian_(self.decoder)
 
 
 def paper_parameter_count(model: nn.Module) -> int:

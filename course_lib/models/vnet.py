@@ -47,11 +47,11 @@ from torch import Tensor, nn
 from course_lib.blocks.conv import (
     ConvNormAct,
     activation_layer,
-    check_spatial_dims,
     conv_layer,
     conv_transpose_layer,
     norm_layer,
 )
+from course_lib.ops.checks import check_int, check_spatial_dims
 
 MAX_CONVS_PER_STAGE = 3
 """Stages hold 1, 2, 3, 3, 3 convolutions from the top (paper Fig. 1): ``min(level + 1, 3)``."""
@@ -147,11 +147,11 @@ class VNet(nn.Module):
 
     def __init__(
         self,
-        in_channels: int = 1,
-        num_classes: int = 2,
-        *,
+        in_channels: int,
+        num_classes: int,
         base_channels: int = 16,
         depth: int = 4,
+        *,
         kernel_size: int = 5,
         spatial_dims: int = 3,
         norm: str | None = None,
@@ -163,8 +163,7 @@ class VNet(nn.Module):
             ("base_channels", base_channels),
             ("depth", depth),
         ]:
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_int(name, value)
         check_spatial_dims(spatial_dims)
         self.depth = depth
         self.spatial_dims = spatial_dims

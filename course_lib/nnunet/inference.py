@@ -39,8 +39,8 @@ def predict_logits(
 ) -> torch.Tensor:
     """Logits ``(K, *spatial)`` for preprocessed ``data`` ``(C, *spatial)``, averaged over ``nets``.
 
-    A 2D net on 3D data predicts slice by slice along the first axis. Nets run in eval mode with
-    deep supervision off (only the full-resolution output).
+    A 2D net on 3D data predicts slice by slice along the first axis. Nets run in eval mode (and
+    return only their full-resolution logits, since nothing asks for auxiliary outputs).
     """
     if not nets:
         raise ValueError("nets must hold at least one network")
@@ -48,14 +48,12 @@ def predict_logits(
     volume = data.transpose(0, 1) if two_d else data[None]  # slices become the batch
     total = torch.zeros(())
     for net in nets:
-        was_training, was_ds = net.training, net.deep_supervision
+        was_training = net.training
         net.eval()
-        net.deep_supervision = False
         logits = sliding_window_predict(
             net, volume, patch_size, overlap=0.5, importance="gaussian", mirror_axes=mirror_axes
         )
         net.train(was_training)
-        net.deep_supervision = was_ds
         total = total + (logits.transpose(0, 1) if two_d else logits[0])
     return total / len(nets)
 

@@ -3,8 +3,9 @@
 Per encoder stage: ``n_conv`` x (conv -> instance norm -> leaky ReLU), the first conv strided
 (stride = the plan's pooling step, so no max-pooling); kernels are 3 along fine axes and 1 along
 axes the planner found too coarse. Per decoder stage: a transposed conv (kernel = stride) up,
-concatenation with the skip, ``n_conv`` conv blocks, and a 1x1 segmentation head; with deep
-supervision every decoder stage's head is an output (highest resolution first).
+concatenation with the skip, ``n_conv`` conv blocks, and a 1x1 segmentation head. Deep
+supervision follows the package's convention for auxiliary outputs: ``net(x)`` gives the logits,
+``net(x, return_auxiliary=True)`` gives ``(logits, [coarser logits, ...])``, finest first.
 
 Why instance norm: nnU-Net trains with batches of 2; batch-norm statistics over 2 samples are
 noise, instance norm normalizes each sample on its own (the notes' argument, measured in chapter
@@ -18,9 +19,10 @@ architectures 0.4.4 ``PlainConvUNet`` (what nnunetv2 2.8.1 instantiates).
 Examples
 --------
 >>> import torch
->>> net = PlainConvUNet(1, 3, (8, 16), ((3, 3), (3, 3)), ((1, 1), (2, 2)))
->>> [tuple(o.shape) for o in net(torch.zeros(2, 1, 16, 16))]
-[(2, 3, 16, 16)]
+>>> net = PlainConvUNet(1, 3, (8, 16, 32), ((3, 3),) * 3, ((1, 1), (2, 2), (2, 2)))
+>>> logits, auxiliary = net(torch.zeros(2, 1, 16, 16), return_auxiliary=True)
+>>> tuple(logits.shape), [tuple(a.shape) for a in auxiliary]
+((2, 3, 16, 16), [(2, 3, 8, 8)])
 """
 
 from __future__ import annotations
@@ -31,43 +33,27 @@ from typing import Any
 import torch
 from torch import nn
 
-from course_lib.blocks.conv import activation_layer, conv_layer, conv_transpose_layer, norm_layer
+from course_lib.blocks.conv import ConvNormAct, conv_layer, conv_transpose_layer
 
 HE_NEG_SLOPE = 1e-2  # nnU-Net's InitWeights_He(1e-2)
 
 
-class ConvNormLeakyReLU(nn.Sequential):
-    """conv -> instance norm -> leaky ReLU, with per-axis kernel and stride (padding keeps size)."""
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: Sequence[int],
-        stride: Sequence[int],
-    ) -> None:
-        dim = len(kernel_size)
-        super().__init__(
-            conv_layer(dim)(
-                in_channels,
-                out_channels,
-                tuple(kernel_size),
-                tuple(stride),
-                padding=tuple(k // 2 for k in kernel_size),
-                bias=True,  # nnU-Net keeps the bias although the norm follows
-            ),
-            norm_layer("instance", out_channels, dim),
-            activation_layer("leaky_relu", out_channels),
-        )
+CONV_OPTIONS: dict[str, Any] = {
+    "padding": "same",
+    "norm": "instance",
+    "activation": "leaky_relu",
+    "bias": True,
+}
+"""conv -> instance norm -> leaky ReLU; nnU-Net keeps the conv's bias although the norm follows."""
 
 
 def _stage(
     n_conv: int, in_ch: int, out_ch: int, kernel: Sequence[int], stride: Sequence[int]
 ) -> nn.Sequential:
-    ones = (1,) * len(kernel)
+    options: dict[str, Any] = dict(spatial_dims=len(kernel), kernel_size=tuple(kernel))
     return nn.Sequential(
-        ConvNormLeakyReLU(in_ch, out_ch, kernel, stride),
-        *[ConvNormLeakyReLU(out_ch, out_ch, kernel, ones) for _ in range(n_conv - 1)],
+        ConvNormAct(in_ch, out_ch, stride=tuple(stride), **options, **CONV_OPTIONS),
+        *[ConvNormAct(out_ch, out_ch, **options, **CONV_OPTIONS) for _ in range(n_conv - 1)],
     )
 
 
@@ -84,8 +70,6 @@ class PlainConvUNet(nn.Module):
         One entry per stage; ``strides[0]`` is all ones.
     n_conv_per_stage
         Convs per encoder and per decoder stage (2).
-    deep_supervision
-        Return one output per decoder stage (highest resolution first) instead of only the last.
     """
 
     def __init__(
@@ -96,7 +80,6 @@ class PlainConvUNet(nn.Module):
         kernel_sizes: Sequence[Sequence[int]],
         strides: Sequence[Sequence[int]],
         n_conv_per_stage: int = 2,
-        deep_supervision: bool = True,
     ) -> None:
         super().__init__()
         n = len(features)
@@ -106,7 +89,6 @@ class PlainConvUNet(nn.Module):
                 f"{len(features)}, {len(kernel_sizes)} and {len(strides)}"
             )
         dim = len(kernel_sizes[0])
-        self.deep_supervision = deep_supervision
         self.strides = [tuple(s) for s in strides]
         chans = [in_channels, *features]
         self.encoder = nn.ModuleList(
@@ -130,7 +112,11 @@ class PlainConvUNet(nn.Module):
         )
         self.apply(_init_he)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, *, return_auxiliary: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Logits at full resolution; with ``return_auxiliary`` also the deep-supervision outputs
+        of the coarser decoder stages, finest first (nnU-Net's loss weights them 1/2^i)."""
         skips = []
         for stage in self.encoder:
             x = stage(x)
@@ -142,10 +128,10 @@ class PlainConvUNet(nn.Module):
             zip(self.transpconvs, self.decoder, self.seg_layers, strict=True)
         ):
             x = stage(torch.cat([up(x), skips.pop()], dim=1))
-            if self.deep_supervision or i == last:
+            if return_auxiliary or i == last:
                 outputs.append(head(x))
         outputs.reverse()  # highest resolution first, as nnU-Net's losses expect
-        return outputs if self.deep_supervision else outputs[0]
+        return (outputs[0], outputs[1:]) if return_auxiliary else outputs[0]
 
 
 def _init_he(module: nn.Module) -> None:
@@ -161,7 +147,6 @@ def build_network(
     in_channels: int,
     num_classes: int,
     *,
-    deep_supervision: bool = True,
     features_scale: float = 1.0,
 ) -> PlainConvUNet:
     """The U-Net of ``plans["configurations"][configuration]``.
@@ -186,7 +171,6 @@ def build_network(
         arch["kernel_sizes"],
         arch["strides"],
         n_conv_per_stage=arch["n_conv_per_stage"][0],
-        deep_supervision=deep_supervision,
     )
 
 

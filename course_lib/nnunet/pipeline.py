@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from course_lib import runtime
+from course_lib.data.cases import VolumeCase
 from course_lib.data.nifti import read_nnunet_raw
 from course_lib.nnunet.fingerprint import NUM_FOREGROUND_SAMPLES, extract_fingerprint
 from course_lib.nnunet.inference import predict_case
@@ -73,8 +74,8 @@ def train_network(
     batch_dice: bool,
     seed: int = 0,
 ) -> list[float]:
-    """nnU-Net's training step, repeated: sample a batch, deep-supervised Dice + CE, SGD with
-    Nesterov momentum, gradients clipped at norm 12, poly learning rate (one "epoch" per step
+    """Step 3: nnU-Net's training step, repeated: sample a batch, deep-supervised Dice + CE, SGD
+    with Nesterov momentum, gradients clipped at norm 12, poly learning rate (one "epoch" per step
     here, so the schedule spans the run). Returns the loss per step.
     """
     if iterations < 1:
@@ -90,7 +91,7 @@ def train_network(
     def batch(_step: int) -> tuple[torch.Tensor, torch.Tensor]:
         return sample_batch(cases, batch_size, patch_size, generator, mirror_axes)
 
-    def loss_fn(outputs: torch.Tensor | list[torch.Tensor], y: torch.Tensor) -> torch.Tensor:
+    def loss_fn(outputs: tuple[torch.Tensor, list[torch.Tensor]], y: torch.Tensor) -> torch.Tensor:
         return deep_supervision_loss(outputs, y, batch_dice=batch_dice)
 
     history = fit(
@@ -101,6 +102,7 @@ def train_network(
         iterations=iterations,
         scheduler=scheduler,
         clip_grad_norm=GRAD_CLIP_NORM,
+        auxiliary=True,
         progress=False,
     )
     return history.train_loss
@@ -111,6 +113,62 @@ def _two_d_cases(
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     # the 2D configuration trains on single slices: every slice is a "case" of its own
     return [(d[:, k], s[k]) for d, s in cases for k in range(s.shape[0])]
+
+
+def fingerprint_and_plan(
+    root: Path, num_samples: float
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Step 1: the dataset fingerprint, the ``dataset.json`` and nnU-Net's plans from them."""
+    fingerprint = extract_fingerprint(root, num_samples=num_samples)
+    dataset_json = json.loads((root / "dataset.json").read_text(encoding="utf-8"))
+    plans = plan_experiment(fingerprint, dataset_json, dataset_name=root.name)
+    return fingerprint, dataset_json, plans
+
+
+def preprocess_training_cases(
+    raw_cases: dict[str, VolumeCase], case_ids: Sequence[str], plans: dict[str, Any], config: str
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Step 2: crop, resample and normalise the training cases of the fold as the plan says.
+
+    Labels outside the nonzero region (``-1`` after cropping) count as background for training.
+    """
+    cases = []
+    for case_id in case_ids:
+        c = raw_cases[case_id]
+        data, seg, _ = preprocess_case(
+            c.image.numpy(), c.label.numpy()[None], c.spacing, plans, config
+        )
+        seg = np.maximum(seg[0], 0)
+        cases.append((torch.from_numpy(data), torch.from_numpy(seg.astype(np.int64))))
+    return cases
+
+
+def validate_fold(
+    net: PlainConvUNet,
+    raw_cases: dict[str, VolumeCase],
+    case_ids: Sequence[str],
+    plans: dict[str, Any],
+    config: str,
+    num_classes: int,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any]]:
+    """Step 4: predict the fold's validation cases, decide post-processing on them, apply it.
+
+    Returns the post-processed predictions and the references (raw geometry) and the decision.
+    """
+    raw_preds: dict[str, np.ndarray] = {}
+    refs: dict[str, np.ndarray] = {}
+    for case_id in case_ids:
+        c = raw_cases[case_id]
+        raw_preds[case_id], _ = predict_case([net], c.image.numpy(), c.spacing, plans, config)
+        refs[case_id] = c.label.numpy()
+    preds_t = [torch.from_numpy(raw_preds[k].astype(np.int64)) for k in refs]
+    refs_t = [torch.from_numpy(refs[k]) for k in refs]
+    decision = determine_postprocessing(preds_t, refs_t, num_classes)
+    final = {
+        k: apply_postprocessing(p, decision, num_classes).numpy().astype(np.uint8)
+        for k, p in zip(refs, preds_t, strict=True)
+    }
+    return final, refs, decision
 
 
 def run_pipeline(
@@ -127,6 +185,9 @@ def run_pipeline(
     seed: int = 0,
 ) -> PipelineResult:
     """Run nnU-Net's steps on one raw dataset for one configuration and one fold.
+
+    The steps, one function each: :func:`fingerprint_and_plan`, :func:`preprocess_training_cases`,
+    :func:`train_network`, :func:`validate_fold`; their wall times are in ``result.seconds``.
 
     Parameters
     ----------
@@ -149,9 +210,7 @@ def run_pipeline(
     root = Path(raw_dataset_dir)
     seconds = {}
     tic = time.perf_counter()
-    fingerprint = extract_fingerprint(root, num_samples=num_samples)
-    dataset_json = json.loads((root / "dataset.json").read_text(encoding="utf-8"))
-    plans = plan_experiment(fingerprint, dataset_json, dataset_name=root.name)
+    fingerprint, dataset_json, plans = fingerprint_and_plan(root, num_samples)
     seconds["fingerprint_and_plan"] = time.perf_counter() - tic
     if configuration not in plans["configurations"]:
         raise ValueError(
@@ -166,14 +225,7 @@ def run_pipeline(
     splits = kfold_splits(list(raw_cases))
     if not 0 <= fold < len(splits):
         raise ValueError(f"fold must be in [0, {len(splits)}), got {fold}")
-    train_cases = []
-    for case_id in splits[fold]["train"]:
-        c = raw_cases[case_id]
-        data, seg, _ = preprocess_case(
-            c.image.numpy(), c.label.numpy()[None], c.spacing, plans, configuration
-        )
-        seg = np.maximum(seg[0], 0)  # -1 (outside the nonzero region) is background for training
-        train_cases.append((torch.from_numpy(data), torch.from_numpy(seg.astype(np.int64))))
+    train_cases = preprocess_training_cases(raw_cases, splits[fold]["train"], plans, configuration)
     seconds["preprocess"] = time.perf_counter() - tic
 
     tic = time.perf_counter()
@@ -203,21 +255,9 @@ def run_pipeline(
     if patch_size is not None:  # predict with the patch the net was trained on
         run_plans = json.loads(json.dumps(plans))
         run_plans["configurations"][configuration]["patch_size"] = patch
-    raw_preds: dict[str, np.ndarray] = {}
-    refs: dict[str, np.ndarray] = {}
-    for case_id in splits[fold]["val"]:
-        c = raw_cases[case_id]
-        raw_preds[case_id], _ = predict_case(
-            [net], c.image.numpy(), c.spacing, run_plans, configuration
-        )
-        refs[case_id] = c.label.numpy()
-    preds_t = [torch.from_numpy(raw_preds[k].astype(np.int64)) for k in refs]
-    refs_t = [torch.from_numpy(refs[k]) for k in refs]
-    decision = determine_postprocessing(preds_t, refs_t, num_classes)
-    final = {
-        k: apply_postprocessing(p, decision, num_classes).numpy().astype(np.uint8)
-        for k, p in zip(refs, preds_t, strict=True)
-    }
+    final, refs, decision = validate_fold(
+        net, raw_cases, splits[fold]["val"], run_plans, configuration, num_classes
+    )
     seconds["infer_and_postprocess"] = time.perf_counter() - tic
     return PipelineResult(
         fingerprint=fingerprint,

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from course_lib.metrics import dice_score
-from course_lib.metrics.components import connected_components
+from course_lib.ops.components import connected_components
 
 
 def keep_largest_component(seg: torch.Tensor, labels: Sequence[int]) -> torch.Tensor:

@@ -175,7 +175,7 @@ def sample_batch(
 
 
 def deep_supervision_loss(
-    outputs: torch.Tensor | Sequence[torch.Tensor],
+    outputs: torch.Tensor | tuple[torch.Tensor, Sequence[torch.Tensor]],
     target: torch.Tensor,
     *,
     batch_dice: bool = False,
@@ -183,8 +183,10 @@ def deep_supervision_loss(
 ) -> torch.Tensor:
     """nnU-Net's ``DC_and_CE_loss`` over all deep-supervision outputs, weighted 1/2^i.
 
-    Each output ``i`` is compared with the target downsampled to its size (nearest-exact); the
-    lowest-resolution output has weight 0. A single tensor output is a plain Dice + CE.
+    ``outputs`` is ``(logits, auxiliary)`` as ``net(x, return_auxiliary=True)`` returns it (the
+    coarser outputs finest first). Each output ``i`` is compared with the target downsampled to its
+    size (nearest-exact); the lowest-resolution output has weight 0. A single tensor output is a
+    plain Dice + CE.
     """
     if loss_fn is None:
 
@@ -200,9 +202,11 @@ def deep_supervision_loss(
 
     if isinstance(outputs, torch.Tensor):
         return loss_fn(outputs, target)
-    weights = deep_supervision_weights(len(outputs))
-    total = outputs[0].new_zeros(())
-    for w, out in zip(weights.tolist(), outputs, strict=True):
+    logits, auxiliary = outputs
+    every = [logits, *auxiliary]
+    weights = deep_supervision_weights(len(every))
+    total = logits.new_zeros(())
+    for w, out in zip(weights.tolist(), every, strict=True):
         if w == 0:
             continue
         down = torch.nn.functional.interpolate(

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from scipy import ndimage
 
 from course_lib.metrics import distance_transform_edt
-from course_lib.metrics.distance_transform import _lower_envelope
+from course_lib.ops.distance_transform import _lower_envelope
 
 
 def _scipy(mask: torch.Tensor, spacing=None) -> np.ndarray:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from course_lib.metrics._checks import Spacing, resolve_spacing, resolve_spatial_dims
+from course_lib.ops.checks import Spacing, resolve_spacing, resolve_spatial_dims
 
 
 def _nearest_zero_along_first(mask: torch.Tensor, step: float) -> torch.Tensor:

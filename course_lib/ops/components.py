@@ -12,7 +12,7 @@ from typing import Literal
 
 import torch
 
-from course_lib.metrics._checks import resolve_spatial_dims
+from course_lib.ops.checks import resolve_spatial_dims
 
 
 def _max_with_neighbours(x: torch.Tensor, axis: int) -> torch.Tensor:
