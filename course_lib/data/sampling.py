@@ -137,7 +137,8 @@ class PatchSampler:
         return [j >= first for j in range(self.batch_size)]
 
     def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + int(step))
+        # modulo 2**63: runtime.seed() gives 63-bit seeds under COURSE_SEED, which would overflow
+        generator = torch.Generator().manual_seed((self.seed * 1_000_003 + int(step)) % 2**63)
         xs, ys = [], []
         for forced in self.forced():
             i = int(torch.randint(len(self.images), (1,), generator=generator))
