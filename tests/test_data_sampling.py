@@ -32,6 +32,12 @@ def test_batches_have_the_patch_shape_and_are_a_pure_function_of_the_step():
     assert not torch.equal(x, PatchSampler(images, labels, (4, 6, 6), batch_size=3, seed=1)(7)[0])
 
 
+def test_a_63_bit_seed_works():  # runtime.seed(k) under COURSE_SEED > 0 is a 63-bit number
+    images, labels = _cases()
+    big = PatchSampler(images, labels, (4, 6, 6), batch_size=3, seed=2**63 - 1)
+    assert big(7)[0].shape == (3, 2, 4, 6, 6) and not torch.equal(big(7)[0], big(8)[0])
+
+
 def test_patches_are_crops_of_the_cases():
     images, labels = _cases(n=1)
     sampler = PatchSampler(images, labels, (4, 6, 6), batch_size=1)
