@@ -323,6 +323,18 @@ class Widget:
     def src(self) -> str:
         return self.figure.get_attribute("src") or ""
 
+    def settled_src(self, timeout_s: float = 30.0) -> str:
+        """The figure once no redraw is still arriving: unchanged over two looks 0.5 s apart (on
+        a busy machine the redraw of the last control move can land after the move returns)."""
+        seen, deadline = self.src(), time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.figure.page.wait_for_timeout(500)
+            now = self.src()
+            if now == seen:
+                return now
+            seen = now
+        return seen
+
     def controls(self) -> list:
         found = [c for c in self.cell.locator(CONTROLS).all() if c.is_visible()]
         # the loss list changes which controls are shown: move it last
@@ -659,7 +671,7 @@ def _use_every_widget(page, notebooks: Path, report: Report, progress) -> None:
             widget.cell.locator(".jp-OutputArea").screenshot(
                 path=SCREENSHOTS / f"{chapter}-{index}-after.png"
             )
-            last[chapter].append(widget.src())
+            last[chapter].append(widget.settled_src())
             progress(f"{chapter}: widget {index} done")
     _reopen(report, page, paths, last)
     progress("reopened")
