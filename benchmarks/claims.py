@@ -69,8 +69,13 @@ def find_chapters(names: list[str]) -> list[Path]:
     return found
 
 
-def _cell_prefix(index: int) -> str:
-    return f"__claims__.cell = {index}\n"
+def _instrumented(index: int, source: str) -> str:
+    """The cell's source with the line that tells the recorder which cell runs. A cell magic
+    (``%%writefile``, ...) must stay the first line and its body is not Python of the chapter:
+    such a cell is left as it is."""
+    if source.lstrip().startswith("%%"):
+        return source
+    return f"__claims__.cell = {index}\n{source}"
 
 
 def instrument(chapter: Path, records: Path) -> nbformat.NotebookNode:
@@ -78,7 +83,7 @@ def instrument(chapter: Path, records: Path) -> nbformat.NotebookNode:
     nb = nbformat.read(chapter, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     for i, cell in enumerate(code):
-        cell.source = _cell_prefix(i) + cell.source
+        cell.source = _instrumented(i, cell.source)
     setup = RECORDER.read_text(encoding="utf-8") + "\n__claims__ = install()\n"
     nb.cells.insert(0, nbformat.v4.new_code_cell(setup))
     nb.cells.append(nbformat.v4.new_code_cell(f"__claims__.dump({str(records)!r})"))
@@ -93,7 +98,7 @@ def chapter_asserts(chapter: Path) -> list[tuple[int, int, str]]:
     return [
         (i, line, text)
         for i, cell in enumerate(code)
-        for line, text in static_asserts(transform(_cell_prefix(i) + cell.source))
+        for line, text in static_asserts(transform(_instrumented(i, cell.source)))
     ]
 
 
