@@ -139,3 +139,20 @@ def test_preprocess_case_leaves_the_callers_array_alone() -> None:
     again, _, _ = preprocess_case(image, label, (2.0, 1.0, 1.0), plans, "3d_fullres")
     np.testing.assert_array_equal(image, before)  # normalisation wrote into a copy
     np.testing.assert_array_equal(first, again)
+
+
+def test_preprocess_case_refuses_unlabelled_voxels_as_minus_one() -> None:
+    image = np.ones((1, 4, 6, 6), np.float32)
+    label = np.zeros((1, 4, 6, 6), np.int64)
+    label[0, 0] = -1  # course_lib's UNLABELED, which would read as "outside the crop"
+    plans = plan_experiment(
+        fingerprint_from_arrays([image], [np.abs(label)], [(1.0, 1.0, 1.0)]),
+        {
+            "channel_names": {"0": "CT"},
+            "labels": {"background": 0, "x": 1},
+            "numTraining": 1,
+            "file_ending": ".nii.gz",
+        },
+    )
+    with pytest.raises(ValueError, match="ignore label id"):
+        preprocess_case(image, label, (1.0, 1.0, 1.0), plans, "3d_fullres")

@@ -176,7 +176,9 @@ def preprocess_case(
     data
         ``(C, *spatial)`` images in the reader's axis order (see :mod:`course_lib.nnunet.raw`).
     seg
-        ``(1, *spatial)`` labels, or ``None`` at inference time.
+        ``(1, *spatial)`` labels, or ``None`` at inference time. Non-negative: an unlabelled voxel
+        carries the dataset's ``ignore`` label id, as in nnU-Net's files, because ``-1`` marks
+        background outside the cropped region in the output.
     spacing
         The case's spacing, reader's axis order.
     plans, configuration
@@ -205,7 +207,14 @@ def preprocess_case(
     forward = list(plans["transpose_forward"])
     data = data.transpose([0, *[i + 1 for i in forward]])
     if seg is not None:
-        seg = np.asarray(seg).transpose([0, *[i + 1 for i in forward]])
+        seg = np.asarray(seg)
+        if (seg < 0).any():
+            raise ValueError(
+                "seg holds negative labels (course_lib's UNLABELED is -1); give unlabelled voxels "
+                "the dataset's ignore label id (dataset.json's 'ignore'), as nnU-Net's files do: "
+                "-1 marks background outside the crop in the output"
+            )
+        seg = seg.transpose([0, *[i + 1 for i in forward]])
     original_spacing = [float(spacing[i]) for i in forward]
     properties: dict[str, Any] = {
         "spacing": list(map(float, spacing)),
