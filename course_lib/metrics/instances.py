@@ -104,6 +104,12 @@ class InstanceMatch:
         tp2 = 2 * self.true_positives
         return ratio(tp2, tp2 + self.false_positives + self.false_negatives, self.empty_value)
 
+    @classmethod
+    def from_counts(cls, counts: Tensor, empty_value: float = math.nan) -> InstanceMatch:
+        """From a ``(*batch, 4)`` tensor of ``(TP, FP, FN, merged)`` rows."""
+        tp, fp, fn, merged = counts.unbind(-1)
+        return cls(tp, fp, fn, merged, empty_value)
+
     def counts(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """``(true_positives, false_positives, false_negatives, merged)``."""
         return self.true_positives, self.false_positives, self.false_negatives, self.merged
@@ -111,7 +117,7 @@ class InstanceMatch:
     def total(self) -> InstanceMatch:
         """The counts summed over every batch axis (0-d tensors): one result for the whole batch,
         whose ratios are micro-averages (e.g. the F1 of all cells together)."""
-        return InstanceMatch(*(c.sum() for c in self.counts()), empty_value=self.empty_value)
+        return self.from_counts(torch.stack([c.sum() for c in self.counts()]), self.empty_value)
 
     @staticmethod
     def concat(matches: Iterable[InstanceMatch]) -> InstanceMatch:
@@ -122,11 +128,8 @@ class InstanceMatch:
             raise ValueError("concat needs at least one InstanceMatch")
         if len({str(m.empty_value) for m in matches}) > 1:  # str: NaN equals NaN
             raise ValueError("concat needs results with the same empty_value")
-        columns = zip(*(m.counts() for m in matches), strict=True)
-        return InstanceMatch(
-            *(torch.cat([c.flatten() for c in column]) for column in columns),
-            empty_value=matches[0].empty_value,
-        )
+        rows = [torch.stack(m.counts(), dim=-1).reshape(-1, 4) for m in matches]
+        return InstanceMatch.from_counts(torch.cat(rows), matches[0].empty_value)
 
 
 def _match_one(pred: Tensor, true: Tensor, iou_threshold: float) -> tuple[int, int, int, int]:
@@ -196,4 +199,4 @@ def match_instances(
         )
     ]
     counts = torch.tensor(per_image, dtype=torch.long, device=pred.device).reshape(*batch, 4)
-    return InstanceMatch(*counts.unbind(-1), empty_value=empty_value)
+    return InstanceMatch.from_counts(counts, empty_value)
