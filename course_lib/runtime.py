@@ -32,6 +32,7 @@ import torch
 
 from course_lib import distributed
 from course_lib._version import __version__
+from course_lib.ops.checks import check_int
 
 PROFILE_ENV = "COURSE_PROFILE"
 DEVICE_ENV = "COURSE_DEVICE"
@@ -213,8 +214,7 @@ def seed(base: int = 0) -> int:
     >>> seed(7) if course_seed() == 0 else 7
     7
     """
-    if not isinstance(base, int) or isinstance(base, bool) or base < 0:
-        raise ValueError(f"seed must be a non-negative int, got {base!r}")
+    check_int("seed", base, minimum=0)
     shift = course_seed()
     if shift == 0:
         return base

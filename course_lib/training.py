@@ -51,7 +51,7 @@ from course_lib.ops.shapes import center_crop
 
 Output = Tensor | tuple[Tensor, list[Tensor]]
 """What a model returns: logits, or with ``return_auxiliary=True`` ``(logits, auxiliary outputs)``
-(deep-supervision heads or attention maps, finest first): the package's convention."""
+(deep-supervision logits or attention-map logits, finest first): the package's convention."""
 Batch = tuple[Tensor, ...]
 """``(input, *targets)``: e.g. ``(image, labels)`` or ``(image, labels, weight_map)``."""
 LossFn = Callable[..., Tensor]
@@ -405,7 +405,7 @@ def fit(
         Clip the gradients' global norm to this before each step (nnU-Net uses 12).
     auxiliary : bool
         Train on auxiliary outputs too: call ``model(x, return_auxiliary=True)`` and give
-        ``loss_fn`` the pair ``(logits, auxiliary)`` (deep supervision, attention maps).
+        ``loss_fn`` the pair ``(logits, auxiliary)`` (deep supervision, attention logits).
         Validation calls the model plainly, so such a ``loss_fn`` must also take the logits alone
         or ``val_loss`` be off.
     val_batches : iterable of batches, optional

@@ -1,4 +1,5 @@
-"""SpatialAttention (Wang et al. 2019): shapes, map range, the residual formula, kernels, errors."""
+"""SpatialAttention (Wang et al. 2019): shapes, the map's logit, the residual formula, kernels,
+errors."""
 
 from __future__ import annotations
 
@@ -14,14 +15,15 @@ from course_lib.blocks.spatial_attention import SpatialAttention
     "spatial_dims, kernel, shape",
     [(3, (1, 3, 3), (2, 8, 3, 10, 12)), (3, 3, (1, 6, 5, 6, 7)), (2, 3, (2, 4, 9, 11))],
 )
-def test_shapes_and_map_range(spatial_dims, kernel, shape):
+def test_shapes_and_the_map_is_returned_as_its_logit(spatial_dims, kernel, shape):
     torch.manual_seed(0)
     sa = SpatialAttention(shape[1], kernel_size=kernel, spatial_dims=spatial_dims)
     x = torch.randn(shape)
-    y, a = sa(x)
+    y, z = sa(x)
     assert y.shape == x.shape
-    assert a.shape == (shape[0], 1, *shape[2:])
-    assert torch.all((a >= 0) & (a <= 1))
+    assert z.shape == (shape[0], 1, *shape[2:])
+    assert (z < 0).any() and (z > 0).any()  # a logit, not a map squashed into [0, 1]
+    torch.testing.assert_close(y, x * (1 + torch.sigmoid(z)))
 
 
 def test_hidden_layer_has_half_the_channels_and_kernels_as_given():
@@ -36,10 +38,10 @@ def test_output_is_features_times_one_plus_attention():
     sa = SpatialAttention(6, kernel_size=3).double()
     x = torch.randn(2, 6, 4, 5, 6, dtype=torch.float64)
     hidden = torch.nn.functional.conv3d(x, sa.conv1.weight, sa.conv1.bias, padding=1).clamp_min(0)
-    a = torch.sigmoid(torch.nn.functional.conv3d(hidden, sa.conv2.weight, sa.conv2.bias, padding=1))
-    y, a_module = sa(x)
-    torch.testing.assert_close(a_module, a)
-    torch.testing.assert_close(y, x * a + x)
+    z = torch.nn.functional.conv3d(hidden, sa.conv2.weight, sa.conv2.bias, padding=1)
+    y, z_module = sa(x)
+    torch.testing.assert_close(z_module, z)  # the logit, before the sigmoid
+    torch.testing.assert_close(y, x * torch.sigmoid(z) + x)
 
 
 def test_zero_attention_passes_features_through():
@@ -48,8 +50,8 @@ def test_zero_attention_passes_features_through():
     with torch.no_grad():
         sa.conv2.bias.fill_(-1e4)
     x = torch.randn(1, 4, 2, 3, 3)
-    y, a = sa(x)
-    assert torch.all(a == 0)
+    y, z = sa(x)
+    assert torch.all(torch.sigmoid(z) == 0)
     torch.testing.assert_close(y, x)
 
 
@@ -60,22 +62,22 @@ def test_extreme_inputs_stay_finite_and_in_range(bias, scale):
     with torch.no_grad():
         sa.conv2.bias.fill_(bias)
     x = torch.randn(1, 4, 2, 3, 3) * scale
-    y, a = sa(x)
-    assert torch.isfinite(y).all() and torch.all((a >= 0) & (a <= 1))
+    y, z = sa(x)
+    assert torch.isfinite(y).all() and torch.isfinite(z).all()
 
 
 def test_gradcheck_float64():
     torch.manual_seed(2)
     sa = SpatialAttention(4, kernel_size=(1, 3, 3)).double()
     x = torch.randn(1, 4, 2, 4, 4, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda t: sa(t)[0], (x,))
+    assert torch.autograd.gradcheck(sa, (x,))  # both outputs: the features and the map's logit
 
 
 def test_bfloat16():
     sa = SpatialAttention(4, kernel_size=3).to(torch.bfloat16)
-    y, a = sa(torch.randn(1, 4, 3, 6, 6, dtype=torch.bfloat16))
-    assert y.dtype == a.dtype == torch.bfloat16
-    assert torch.isfinite(y).all() and torch.all((a >= 0) & (a <= 1))
+    y, z = sa(torch.randn(1, 4, 3, 6, 6, dtype=torch.bfloat16))
+    assert y.dtype == z.dtype == torch.bfloat16
+    assert torch.isfinite(y).all() and torch.isfinite(z).all()
 
 
 @pytest.mark.parametrize(

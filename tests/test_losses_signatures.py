@@ -1,6 +1,6 @@
 """One convention for every loss, checked on every loss's signature (the table is in the report).
 
-Each loss function in ``course_lib.losses``: takes ``logits`` first (or says why not), then the
+Each loss function in ``course_lib.losses``: takes ``logits`` first (no exception), then the
 target; everything else keyword-only; has ``reduction`` and ``ignore_index`` or a docstring line
 ``No ``reduction``: <reason>``; smooths with ``smooth_nr`` / ``smooth_dr`` if at all; defaults
 ``activation`` to ``None`` (softmax for C >= 2, sigmoid for C == 1); and has a module twin whose
@@ -36,8 +36,8 @@ def convention_problems(fn: Callable[..., object]) -> list[str]:
     positional = [p for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
     if len(positional) != 2:
         problems.append(f"takes {len(positional)} positional arguments, not (logits, target)")
-    elif positional[0].name != "logits" and "first argument is not logits" not in doc:
-        problems.append(f"first argument is {positional[0].name!r}, not 'logits', and no reason")
+    elif positional[0].name != "logits":
+        problems.append(f"first argument is {positional[0].name!r}, not 'logits'")
     names = {p.name for p in params}
     for wanted in ("reduction", "ignore_index"):
         if wanted not in names and not re.search(rf"No ``{wanted}``: \w", doc):
@@ -79,7 +79,7 @@ def test_module_twin_shows_the_functions_keyword_arguments(name):
 
 def test_the_checker_fails_on_a_bad_loss():
     def bad_loss(prediction, target, *, eps=1e-6, activation="softmax"):
-        """A loss that breaks every rule."""
+        """A loss that breaks every rule. Its first argument is not logits: probabilities."""
 
     problems = " | ".join(convention_problems(bad_loss))
     for expected in ("first argument is 'prediction'", "no reduction", "no ignore_index"):

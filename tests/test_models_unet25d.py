@@ -26,18 +26,31 @@ def test_paper_configuration_shapes_on_anisotropic_input():
     net = UNet25D(1, 2, base_channels=4)  # the paper's 5 levels, 2 of them 2D
     assert net.size_divisor == (4, 16, 16)
     x = torch.randn(2, 1, 8, 32, 48)  # few thick slices, many in-plane voxels
-    logits, maps = net(x, return_auxiliary=True)
+    logits, attention_logits = net(x, return_auxiliary=True)
     assert logits.shape == (2, 2, 8, 32, 48)
     # levels 1-2 pool in-plane only, then 2x2x2: the maps of decoder levels 1..4
-    assert [tuple(a.shape) for a in maps] == [
+    assert [tuple(z.shape) for z in attention_logits] == [
         (2, 1, 8, 32, 48),
         (2, 1, 8, 16, 24),
         (2, 1, 8, 8, 12),
         (2, 1, 4, 4, 6),
     ]
-    assert all(torch.all((a >= 0) & (a <= 1)) for a in maps)
+    assert all(torch.isfinite(z).all() for z in attention_logits)
+    assert any((z < 0).any() or (z > 1).any() for z in attention_logits)  # logits, not maps
     assert not hasattr(net, "attention_maps")  # nothing (and no graph) kept on the module
     assert torch.equal(net(x), logits)  # plain call: the logits alone
+
+
+def test_auxiliary_outputs_are_the_attention_modules_logits_before_the_sigmoid():
+    torch.manual_seed(4)
+    net = UNet25D(1, 2, base_channels=4, depth=2, levels_2d=1)
+    seen = {}
+    for level, sa in enumerate(net.spatial_attention):
+        sa.conv2.register_forward_hook(lambda m, i, out, level=level: seen.update({level: out}))
+    _, attention_logits = net(torch.randn(1, 1, 4, 16, 16), return_auxiliary=True)
+    assert len(attention_logits) == len(seen) == 2
+    for level, z in enumerate(attention_logits):
+        assert torch.equal(z, seen[level])  # conv2's output: the map is torch.sigmoid(z)
 
 
 def test_channels_double_per_level_from_16():
@@ -119,8 +132,8 @@ def test_attention_loss_trains_the_attention_modules():
     x = torch.randn(2, 1, 4, 16, 16)
     foreground = torch.zeros(2, 4, 16, 16)
     foreground[:, 1:3, 4:8, 4:8] = 1
-    _, maps = net(x, return_auxiliary=True)
-    attention_loss(maps, foreground).backward()
+    _, attention_logits = net(x, return_auxiliary=True)
+    attention_loss(attention_logits, foreground).backward()
     for sa in net.spatial_attention:
         assert sa.conv2.weight.grad is not None and sa.conv2.weight.grad.abs().sum() > 0
     assert net.head.weight.grad is None  # the head does not shape the maps
@@ -138,9 +151,9 @@ def test_bfloat16_forward_is_finite():
     torch.manual_seed(3)
     net = UNet25D(2, 2, base_channels=4, depth=2).eval()
     x = torch.randn(1, 2, 4, 16, 16)
-    low, maps = net.to(torch.bfloat16)(x.bfloat16(), return_auxiliary=True)
+    low, attention_logits = net.to(torch.bfloat16)(x.bfloat16(), return_auxiliary=True)
     assert low.dtype == torch.bfloat16 and torch.isfinite(low).all()
-    assert all(torch.all((a >= 0) & (a <= 1)) for a in maps)
+    assert all(z.dtype == torch.bfloat16 and torch.isfinite(z).all() for z in attention_logits)
 
 
 def test_receptive_field_helper_examples():

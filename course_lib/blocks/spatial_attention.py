@@ -3,13 +3,15 @@
 A spatial attention map is a single-channel image of attention coefficients in [0, 1], one per
 voxel. The module computes it from the decoder features ``x`` (``N_l`` channels) of one level:
 
-    A = sigmoid(conv2(relu(conv1(x))))      conv1: N_l -> N_l / 2 channels, conv2: -> 1 channel
-    y = x * A + x = x * (1 + A)            (multiply, then the residual connection)
+    z = conv2(relu(conv1(x)))      conv1: N_l -> N_l / 2 channels, conv2: -> 1 channel
+    A = sigmoid(z)
+    y = x * A + x = x * (1 + A)   (multiply, then the residual connection)
 
 The residual connection keeps the features flowing where ``A`` is near 0, so an untrained or wrong
 attention map cannot switch a region off; it can only emphasise (up to twice) where it attends.
-The map is returned next to the features so that it can be drawn, and supervised with the
-multi-scale attention loss (:func:`course_lib.losses.attention.attention_loss`).
+The map's logit ``z`` is returned next to the features, as every output of the package is a logit:
+the multi-scale attention loss (:func:`course_lib.losses.attention.attention_loss`) applies the
+sigmoid itself, stably, and a plot draws ``torch.sigmoid(z)``, the map ``A``.
 
 Reference: G. Wang, J. Shapey, W. Li et al., "Automatic Segmentation of Vestibular Schwannoma from
 T2-Weighted MRI by Deep Spatial Attention with Hardness-Weighted Loss", MICCAI 2019, pp. 264-272.
@@ -25,7 +27,7 @@ from course_lib.ops.checks import check_int, check_spatial_dims, kernel_tuple
 
 
 class SpatialAttention(nn.Module):
-    """Spatial attention: ``y = x * (1 + A)`` with ``A = sigmoid(conv(relu(conv(x))))``.
+    """Spatial attention: ``y = x * (1 + A)`` with ``A = sigmoid(z)``, ``z = conv(relu(conv(x)))``.
 
     Parameters
     ----------
@@ -41,14 +43,15 @@ class SpatialAttention(nn.Module):
 
     Returns (from ``forward``)
     --------------------------
-    (y, attention)
-        ``y`` has the shape of ``x``; ``attention`` is ``(N, 1, *spatial)``, values in [0, 1].
+    (y, z)
+        ``y`` has the shape of ``x``; ``z`` is the map's logit ``(N, 1, *spatial)``, the map
+        ``A = torch.sigmoid(z)`` with values in [0, 1].
 
     Examples
     --------
     >>> sa = SpatialAttention(8, kernel_size=(1, 3, 3))
-    >>> y, a = sa(torch.randn(2, 8, 4, 16, 16))
-    >>> tuple(y.shape), tuple(a.shape)
+    >>> y, z = sa(torch.randn(2, 8, 4, 16, 16))
+    >>> tuple(y.shape), tuple(z.shape)
     ((2, 8, 4, 16, 16), (2, 1, 4, 16, 16))
     """
 
@@ -70,5 +73,5 @@ class SpatialAttention(nn.Module):
                 f"x must be (N, {self.conv1.in_channels}, *{self.spatial_dims} spatial axes), "
                 f"got shape {tuple(x.shape)}"
             )
-        attention = torch.sigmoid(self.conv2(torch.relu(self.conv1(x))))
-        return x * (1 + attention), attention
+        logit = self.conv2(torch.relu(self.conv1(x)))
+        return x * (1 + torch.sigmoid(logit)), logit

@@ -172,15 +172,16 @@ RECEPTIVE_FIELD_MM = Exercise(
 def spatial_attention_reference(
     x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor
 ) -> tuple[Tensor, Tensor]:
-    """``blocks.SpatialAttention`` with the given weights: ``(x * (1 + A), A)``."""
+    """``blocks.SpatialAttention`` with the given weights: ``(x * (1 + A), A)``, the map
+    ``A = sigmoid(z)`` from the logit ``z`` the module returns."""
     module = SpatialAttention(x.shape[1], tuple(w1.shape[2:])).to(x.dtype)
     with torch.no_grad():
         for param, value in zip(
             (*module.conv1.parameters(), *module.conv2.parameters()), (w1, b1, w2, b2), strict=True
         ):
             param.copy_(value)
-        y, attention = module(x)
-    return y, attention
+        y, logit = module(x)
+    return y, torch.sigmoid(logit)
 
 
 def _attention(

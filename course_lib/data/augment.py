@@ -27,6 +27,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from course_lib.ops.checks import check_int
+
 Range = tuple[float, float]
 
 
@@ -185,8 +187,7 @@ def elastic_displacement_2d(
     >>> elastic_displacement_2d(2, (64, 48), generator=torch.Generator().manual_seed(0)).shape
     torch.Size([2, 2, 64, 48])
     """
-    if not isinstance(grid, int) or grid < 2:
-        raise ValueError(f"grid must be an int >= 2 (control points per axis), got {grid!r}")
+    check_int("grid (control points per axis)", grid, minimum=2)
     if not std >= 0:
         raise ValueError(f"std must be >= 0 (pixels), got {std!r}")
     coarse = std * torch.randn(n, 2, grid, grid, generator=generator)

@@ -4,8 +4,9 @@ One convention for all of them (``tests/test_losses_signatures.py`` checks every
 
 * the first argument is the network's raw output, ``logits (N, C, *spatial)`` (2D or 3D); the
   target is an integer label map ``(N, *spatial)`` or a one-hot / soft map ``(N, C, *spatial)``;
-  bad shapes, dtypes and labels raise ``ValueError``. The one exception, stated in its docstring,
-  is :func:`attention_loss`, whose attention maps are probabilities by construction;
+  bad shapes, dtypes and labels raise ``ValueError``. :func:`attention_loss` takes one logit map
+  per decoder level (a list), and :func:`heatmap_mse_loss` regresses its logits directly
+  (identity activation), but both take logits first;
 * ``reduction`` (``"mean"``, ``"sum"``, ``"none"``) and ``ignore_index`` (label of voxels that do
   not count) on every loss, or a docstring line ``No ``reduction``: <why>``;
 * smoothing is ``smooth_nr`` / ``smooth_dr`` (added to numerator and denominator, as MONAI);

@@ -6,7 +6,8 @@ One convention for all of them:
   the overlap metrics, integer label maps with ``num_classes``; instance maps for
   :func:`match_instances`;
 * the trailing ``spatial_dims`` axes are spatial and any leading axes are a batch; results keep
-  the batch shape and the device (only :func:`match_instances` sums its counts over the batch);
+  the batch shape and the device (:func:`match_instances` counts per image; its
+  :meth:`InstanceMatch.total` sums them for a dataset's micro-averaged F1);
 * empty masks: where a metric is undefined because of an empty mask (a ratio 0/0: Dice or IoU of
   two empty masks, precision without a prediction, recall without a target, the Rand error without
   a target cell; a distance between two empty surfaces), it returns ``empty_value``, NaN by

@@ -81,7 +81,8 @@ def confusion_counts(
     return (p & g).sum(dims), (p & ~g).sum(dims), (~p & g).sum(dims)
 
 
-def _ratio(num: torch.Tensor, den: torch.Tensor, empty_value: float) -> torch.Tensor:
+def ratio(num: torch.Tensor, den: torch.Tensor, empty_value: float) -> torch.Tensor:
+    """``num / den`` in float32, ``empty_value`` where ``den`` is 0 (the empty-mask policy)."""
     num, den = num.to(torch.float32), den.to(torch.float32)
     return torch.where(den > 0, num / den.clamp(min=1), empty_value)
 
@@ -107,7 +108,7 @@ def dice_score(
     tensor([1.0000, 0.6667, 0.6667])
     """
     tp, fp, fn = confusion_counts(pred, target, num_classes=num_classes, spatial_dims=spatial_dims)
-    return _ratio(2 * tp, 2 * tp + fp + fn, empty_value)
+    return ratio(2 * tp, 2 * tp + fp + fn, empty_value)
 
 
 def iou_score(
@@ -128,7 +129,7 @@ def iou_score(
     tensor(0.3333)
     """
     tp, fp, fn = confusion_counts(pred, target, num_classes=num_classes, spatial_dims=spatial_dims)
-    return _ratio(tp, tp + fp + fn, empty_value)
+    return ratio(tp, tp + fp + fn, empty_value)
 
 
 def precision(
@@ -149,7 +150,7 @@ def precision(
     tensor(0.6667)
     """
     tp, fp, _ = confusion_counts(pred, target, num_classes=num_classes, spatial_dims=spatial_dims)
-    return _ratio(tp, tp + fp, empty_value)
+    return ratio(tp, tp + fp, empty_value)
 
 
 def recall(
@@ -170,4 +171,4 @@ def recall(
     tensor(1.)
     """
     tp, _, fn = confusion_counts(pred, target, num_classes=num_classes, spatial_dims=spatial_dims)
-    return _ratio(tp, tp + fn, empty_value)
+    return ratio(tp, tp + fn, empty_value)

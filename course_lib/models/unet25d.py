@@ -11,8 +11,9 @@ shaped unless the volume is resampled first. The 2.5D U-Net balances the physica
 * every block is conv-BN-PReLU twice; 16 base channels doubling per level;
 * the decoder up-samples with transposed convolutions that undo each pooling (1x2x2 or 2x2x2),
   concatenates the skip, runs a block with the level's kernel, and then a
-  :class:`~course_lib.blocks.spatial_attention.SpatialAttention` module whose map ``A_l`` it
-  returns, so that the maps can be drawn and supervised (:mod:`course_lib.losses.attention`).
+  :class:`~course_lib.blocks.spatial_attention.SpatialAttention` module whose map
+  ``A_l = sigmoid(z_l)`` it returns as its logit ``z_l``, so that the maps can be supervised
+  (:mod:`course_lib.losses.attention`) and drawn (``torch.sigmoid(z_l)``).
 
 ``levels_2d=depth + 1`` gives the all-2D baseline (every kernel 1x3x3: slices never mix) and
 ``levels_2d=0`` the all-3D one, so the paper's 2D / 3D / 2.5D comparison uses one class.
@@ -26,8 +27,8 @@ Examples
 --------
 >>> import torch
 >>> net = UNet25D(1, 2, base_channels=4)
->>> logits, maps = net(torch.zeros(1, 1, 8, 32, 32), return_auxiliary=True)
->>> tuple(logits.shape), [tuple(a.shape[2:]) for a in maps]
+>>> logits, attention_logits = net(torch.zeros(1, 1, 8, 32, 32), return_auxiliary=True)
+>>> tuple(logits.shape), [tuple(z.shape[2:]) for z in attention_logits]
 ((1, 2, 8, 32, 32), [(8, 32, 32), (8, 16, 16), (8, 8, 8), (4, 4, 4)])
 """
 
@@ -263,12 +264,14 @@ class UNet25D(nn.Module):
     def forward(
         self, x: Tensor, *, return_auxiliary: bool = False
     ) -> Tensor | tuple[Tensor, list[Tensor]]:
-        """Logits ``(N, num_classes, D, H, W)``; with ``return_auxiliary`` also the attention maps.
+        """Logits ``(N, num_classes, D, H, W)``; with ``return_auxiliary`` the attention logits too.
 
-        The package's convention for auxiliary outputs: ``(logits, [A_1, ..., A_depth])``, finest
-        first, ``A_l`` of shape ``(N, 1, *spatial_l)`` with values in [0, 1], for the multi-scale
-        attention loss (:func:`course_lib.losses.attention_loss`; ``fit(..., auxiliary=True)``
-        hands both to the loss function). Nothing is kept on the module.
+        The package's convention for auxiliary outputs: ``(logits, [z_1, ..., z_depth])``, finest
+        first, ``z_l`` of shape ``(N, 1, *spatial_l)`` the logit of attention map
+        ``A_l = torch.sigmoid(z_l)``, for the multi-scale attention loss
+        (:func:`course_lib.losses.attention_loss`, which takes logits like every loss;
+        ``fit(..., auxiliary=True)`` hands both to the loss function). Nothing is kept on the
+        module.
         """
         if x.ndim != 5 or x.shape[1] != self.in_channels:
             raise ValueError(
@@ -287,11 +290,11 @@ class UNet25D(nn.Module):
             if level < self.depth:
                 skips.append(x)
                 x = self.down[level](x)
-        maps: list[Tensor] = []
+        attention_logits: list[Tensor] = []
         for level in reversed(range(self.depth)):
             x = self.decoder[level](torch.cat([skips[level], self.up[level](x)], dim=1))
             if self.attention:
-                x, a = self.spatial_attention[level](x)
-                maps.insert(0, a)
+                x, z = self.spatial_attention[level](x)
+                attention_logits.insert(0, z)
         logits = self.head(x)
-        return (logits, maps) if return_auxiliary else logits
+        return (logits, attention_logits) if return_auxiliary else logits

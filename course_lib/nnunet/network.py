@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from course_lib.blocks.conv import ConvNormAct, conv_layer, conv_transpose_layer
+from course_lib.ops.checks import check_int
 
 HE_NEG_SLOPE = 1e-2  # nnU-Net's InitWeights_He(1e-2)
 
@@ -184,8 +185,7 @@ def deep_supervision_weights(n_outputs: int) -> torch.Tensor:
     >>> [round(w, 3) for w in deep_supervision_weights(5).tolist()]
     [0.533, 0.267, 0.133, 0.067, 0.0]
     """
-    if n_outputs < 1:
-        raise ValueError(f"n_outputs must be >= 1, got {n_outputs}")
+    check_int("n_outputs", n_outputs)
     w = torch.tensor([1 / 2**i for i in range(n_outputs)], dtype=torch.float64)
     if n_outputs > 1:
         w[-1] = 0

@@ -42,6 +42,7 @@ from course_lib.nnunet.training import (
     poly_lr,
     sample_batch,
 )
+from course_lib.ops.checks import check_int
 from course_lib.training import fit
 
 
@@ -83,8 +84,7 @@ def train_network(
     ``augmentation=True`` applies nnU-Net v2's augmentation (:func:`augment` with
     :func:`augmentation_params` of the patch) on the net's device; ``False`` mirrors only.
     """
-    if iterations < 1:
-        raise ValueError(f"iterations must be >= 1, got {iterations}")
+    check_int("iterations", iterations)
     optimizer = make_optimizer(net)
     # poly_lr(step) / initial lr, as a factor of the optimizer's initial learning rate
     scheduler = torch.optim.lr_scheduler.LambdaLR(

@@ -37,6 +37,7 @@ from course_lib.losses import (
     jaccard_loss,
     tversky_loss,
 )
+from course_lib.ops.checks import check_int
 from course_lib.widgets._base import TITLE, InteractiveFigure, slider, toggle_row
 
 BACKGROUND_LOGIT = -12.0
@@ -401,8 +402,7 @@ def loss_explorer(
     unknown = set(losses) - set(LOSSES)
     if unknown:
         raise ValueError(f"unknown loss(es) {sorted(unknown)}; choose from {sorted(LOSSES)}")
-    if not isinstance(n_pixels, int) or n_pixels < 4:
-        raise ValueError(f"n_pixels must be an int >= 4, got {n_pixels!r}")
+    check_int("n_pixels", n_pixels, minimum=4)
     default = Setting(n_pixels=n_pixels, fg_size=min(20, n_pixels // 2))
     column = ipywidgets.Layout(flex="1 1 25em", min_width="25em")
     controls: dict[str, ipywidgets.ValueWidget] = {
