@@ -213,16 +213,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--profile", choices=("quick", "full"), default="quick")
     parser.add_argument(
-        "--jobs", type=int, default=1, help="runs at once (2 one-thread runs fill 2 cores)"
+        "--jobs",
+        type=int,
+        default=1,
+        help="threads to keep busy (2: one-thread runs two at a time, two-thread runs alone)",
     )
     parser.add_argument("--json", type=Path, help="also write every run's records here")
     args = parser.parse_args(argv)
 
     chapters = find_chapters(args.chapters)
     settings = [Setting(c, s, t) for c in chapters for t in args.threads for s in args.seeds]
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        outcomes = list(pool.map(lambda s: run_setting(s, args.profile), settings))
-    results = dict(zip(settings, outcomes, strict=True))
+    results: dict[Setting, Outcome] = {}
+    for threads in args.threads:  # never more threads than --jobs at once: OpenMP threads that
+        # share a core spin-wait on each other, and a run takes many times its CPU time
+        batch = [s for s in settings if s.threads == threads]
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs // threads)) as pool:
+            outcomes = pool.map(lambda s: run_setting(s, args.profile), batch)
+            results.update(zip(batch, outcomes, strict=True))
 
     print(
         f"\nprofile={args.profile}, seeds {args.seeds}, threads {args.threads}, "
