@@ -67,7 +67,9 @@ def per_class_dot(x: torch.Tensor, y: torch.Tensor, batch: bool) -> torch.Tensor
     """``per_class_sum(x * y, batch)`` as one dot product per (image, class) row, which does not
     write the product ``x * y`` out (a pass over the volume fewer, forward and backward)."""
     n, c = x.shape[:2]
-    rows = torch.einsum("ncv,ncv->nc", x.reshape(n, c, -1), y.reshape(n, c, -1))
+    # autocast would run this matrix product in half precision; the sums must stay in float32
+    with torch.autocast(x.device.type, enabled=False):
+        rows = torch.einsum("ncv,ncv->nc", x.reshape(n, c, -1), y.reshape(n, c, -1))
     return rows.sum(dim=0) if batch else rows
 
 
