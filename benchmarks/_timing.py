@@ -1,9 +1,10 @@
 """What the benchmark scripts share: a timer, a peak-memory probe, and the comparison table.
 
 ``time_call`` times one callable. ``compare`` measures course_lib against a peer the same way for
-both: one warm-up call each (whose results give the largest difference), then timed calls
-*interleaved* (ours, peer, ours, peer, ...), so that a machine busy with other work slows both
-alike, each under the peak-memory probe; the median time of each.
+both: one warm-up call each (whose results give the largest difference), one each under the
+peak-memory probe, then timed calls *interleaved* (ours, peer, ours, peer, ...), so that a machine
+busy with other work slows both alike; the median time of each. The allocator is left as it is
+(glibc's defaults), as a user runs it.
 ``print_table`` prints the rows; ``benchmarks/report.py`` gathers every comparison into one.
 """
 
@@ -60,21 +61,13 @@ _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 
 
-def _return_freed_memory_to_the_system() -> None:
-    """Make glibc give large freed blocks back at once, so resident memory falls after each call.
-
-    Without this, glibc raises its mmap threshold after the first large free and keeps later
-    blocks on its heap, and a second call would reuse memory the first one left resident.
-    """
+def _release_freed_memory() -> None:
+    """Hand memory that is free but still resident back to the system (glibc's ``malloc_trim``),
+    so that the resident size before a call counts only what is in use."""
     try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    libc.mallopt(-3, 1 << 17)  # M_MMAP_THRESHOLD: blocks over 128 KiB are mmap'ed, never cached
-    libc.mallopt(-1, 1 << 17)  # M_TRIM_THRESHOLD: trim the heap top beyond 128 KiB
-
-
-_return_freed_memory_to_the_system()
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _status_kib(field: str) -> int:
@@ -89,8 +82,9 @@ def peak_memory_mib(fn: Callable[[], Any], device: torch.device | str = "cpu") -
 
     CUDA: ``torch.cuda.max_memory_allocated`` (tensors on the device). CPU: the process's peak
     resident memory (Linux ``VmHWM``, reset through ``/proc/self/clear_refs`` just before the
-    call) minus the resident memory then, which counts every allocation of the call, torch,
-    NumPy and C libraries alike. ``None`` where Linux's counters are not available.
+    call) minus the resident memory then, after freed memory went back to the system; it counts
+    every allocation of the call, torch, NumPy and C libraries alike. ``None`` where Linux's
+    counters are not available. Not for timed calls: pages handed back fault in again.
     """
     device = torch.device(device)
     if device.type == "cuda":
@@ -100,6 +94,7 @@ def peak_memory_mib(fn: Callable[[], Any], device: torch.device | str = "cpu") -
         fn()
         torch.cuda.synchronize(device)
         return (torch.cuda.max_memory_allocated(device) - before) / 2**20
+    _release_freed_memory()
     try:
         _CLEAR_REFS.write_text("5")  # VmHWM := VmRSS
         before = _status_kib("VmRSS")
@@ -160,37 +155,32 @@ def compare(
 ) -> Row:
     """Time ``ours`` and ``peer`` interleaved and return their row (see the module docstring).
 
-    After one warm-up call each, pairs of timed calls (ours, then the peer's) repeat ``repeats``
-    times, or fewer once ``budget_s`` seconds have gone into them (one pair at least), so that a
-    peer taking half a minute per call does not take the whole run. Every timed call also goes
-    through the peak-memory probe (which costs microseconds); the row keeps the largest peak.
-    ``results_differ``: the two compute different things by design (random deformations, two
-    networks), so no difference is reported.
+    After one warm-up call each and one each under the peak-memory probe, pairs of timed calls
+    (ours, then the peer's) repeat ``repeats`` times, or fewer once ``budget_s`` seconds have gone
+    into them (one pair at least), so that a peer taking half a minute per call does not take the
+    whole run. ``results_differ``: the two compute different things by design (random
+    deformations, two networks), so no difference is reported.
     """
     device = torch.device(device)
     peer_device = device if peer_device is None else torch.device(peer_device)
     ours_result, peer_result = ours(), peer()  # warm-up: lazy imports, allocator, autotuning
     diff = None if results_differ else largest_difference(ours_result, peer_result)
     del ours_result, peer_result
+    ours_mib, peer_mib = peak_memory_mib(ours, device), peak_memory_mib(peer, peer_device)
     times: dict[str, list[float]] = {"ours": [], "peer": []}
-    peaks: dict[str, list[float]] = {"ours": [], "peer": []}
     spent = 0.0
     while len(times["ours"]) < max(repeats, 1) and (not times["ours"] or spent < budget_s):
         for key, fn, dev in (("ours", ours, device), ("peer", peer, peer_device)):
-            peak = peak_memory_mib(
-                lambda fn=fn, dev=dev, key=key: times[key].append(_timed(fn, dev)), dev
-            )
+            times[key].append(_timed(fn, dev))
             spent += times[key][-1]
-            if peak is not None:
-                peaks[key].append(peak)
     return Row(
         operation,
         size,
         peer_name,
         statistics.median(times["ours"]),
         statistics.median(times["peer"]),
-        max(peaks["ours"], default=None),
-        max(peaks["peer"], default=None),
+        ours_mib,
+        peer_mib,
         diff,
         target,
         device.type,
