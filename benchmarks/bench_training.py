@@ -106,13 +106,25 @@ def rows(device: torch.device, repeats: int, quick: bool = False) -> list[Row]:
     return out
 
 
+def throughput(row: Row) -> str:
+    """Samples per second of both sides of a training-step row (the batch is the size's first
+    number)."""
+    batch = int(row.size.split("x")[0])
+    return (
+        f"{row.operation} on {row.device}: {batch / row.ours_s:.1f} samples/s (course_lib), "
+        f"{batch / row.peer_s:.1f} ({row.peer})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="small batches, for a quick look")
     args = parser.parse_args()
-    print_table(rows(torch.device(args.device), args.repeats, args.quick), "Training steps")
+    measured = rows(torch.device(args.device), args.repeats, args.quick)
+    print_table(measured, "Training steps")
+    print("\n".join(throughput(row) for row in measured))
 
 
 if __name__ == "__main__":

@@ -88,6 +88,8 @@ def main() -> int:
     print(f"{args.repeats} interleaved timed pairs per row; ratio = ours / peer; MiB = peak memory")
     print("a call adds (resident memory on the CPU, allocated memory on a GPU)\n")
     print(table(rows))
+    steps = [r for r in rows if r.operation.endswith("training step")]
+    print("\n".join(["", *map(bench_training.throughput, steps)]) if steps else "")
     missed = [r for r in rows if r.met is False]
     print(
         f"\n{len(rows)} rows in {time.perf_counter() - start:.0f} s; targets missed: {len(missed)}"

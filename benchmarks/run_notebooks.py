@@ -40,7 +40,12 @@ def run_one(path: Path, profile: str, threads: int, render_dir: Path | None) -> 
         }
         out = render_dir / path.name if render_dir else None
         run = run_notebook(path, Path(tmp), env, out=out)
-    print(f"  {path.name}: {run.wall_s:.1f} s ({run.cpu_s:.1f} CPU s)", file=sys.stderr, flush=True)
+    gpu = "" if run.peak_gpu_mib is None else f", peak GPU memory {run.peak_gpu_mib:.0f} MiB"
+    print(
+        f"  {path.name}: {run.wall_s:.1f} s ({run.cpu_s:.1f} CPU s{gpu}), exit {run.returncode}",
+        file=sys.stderr,
+        flush=True,
+    )
     return run
 
 
