@@ -3,9 +3,10 @@
     python benchmarks/bench_elastic.py [--size 128] [--repeats 5] [--device cpu] [--quick]
 
 Both deform an image (trilinear) and a label map (nearest neighbour) with a cubic B-spline field on
-a 7 x 7 x 7 control grid. TorchIO (``RandomElasticDeformation``, SimpleITK resampling) is a
-benchmark-only peer (``pip install -r requirements-bench.txt``). Goal (issue 19): at most half
-TorchIO's time. The fields are random in both, so the row shows no difference of the results.
+a 7 x 7 x 7 control grid. TorchIO (``RandomElasticDeformation``, SimpleITK resampling, given as
+many threads as torch) is a benchmark-only peer (``pip install --no-deps -r
+requirements-bench.txt``). Goal (issue 19): at most half TorchIO's time. The fields are random in
+both, so the row shows no difference of the results.
 ``benchmarks/report.py`` prints this row with every other comparison.
 """
 
@@ -31,7 +32,7 @@ def elastic_row(
     try:
         import torchio as tio
     except ImportError:
-        print("TorchIO is not installed (pip install -r requirements-bench.txt): no elastic row")
+        print("TorchIO is not installed: no elastic row (see requirements-bench.txt)")
         return None
     import SimpleITK as sitk  # TorchIO's resampler; give it the threads torch has
 
