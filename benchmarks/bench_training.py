@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import warnings
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +32,9 @@ UNET_INPUT, QUICK_UNET_INPUT = (8, 1, 128, 128), (2, 1, 64, 64)
 VNET_INPUT, QUICK_VNET_INPUT = (2, 1, 64, 64, 64), (1, 1, 32, 32, 32)
 
 
-def training_step(net: nn.Module, x: torch.Tensor, target: torch.Tensor | None = None):  # type: ignore[no-untyped-def]
+def training_step(
+    net: nn.Module, x: torch.Tensor, target: torch.Tensor | None = None
+) -> Callable[[], None]:
     """A callable doing one optimizer step (forward, loss, backward, Adam) of ``net`` on ``x``.
 
     The loss is the cross-entropy with ``target``, or the mean square of the output without one.
