@@ -14,7 +14,7 @@ import ctypes
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -145,6 +145,17 @@ def compare(
     ours: Callable[[], Any],
     peer_name: str,
     peer: Callable[[], Any],
+    **options: Any,
+) -> Row:
+    """The row of ``ours`` against one peer: :func:`compare_peers` with that peer alone."""
+    return compare_peers(operation, size, ours, {peer_name: peer}, **options)[0]
+
+
+def compare_peers(
+    operation: str,
+    size: str,
+    ours: Callable[[], Any],
+    peers: Mapping[str, Callable[[], Any]],
     *,
     repeats: int,
     budget_s: float = 30.0,
@@ -152,39 +163,46 @@ def compare(
     device: torch.device | str = "cpu",
     peer_device: torch.device | str | None = None,
     results_differ: bool = False,
-) -> Row:
-    """Time ``ours`` and ``peer`` interleaved and return their row (see the module docstring).
+) -> list[Row]:
+    """Time ``ours`` and each peer interleaved; one row per peer (see the module docstring).
 
-    After one warm-up call each and one each under the peak-memory probe, pairs of timed calls
-    (ours, then the peer's) repeat ``repeats`` times, or fewer once ``budget_s`` seconds have gone
-    into them (one pair at least), so that a peer taking half a minute per call does not take the
-    whole run. ``results_differ``: the two compute different things by design (random
+    After one warm-up call each and one each under the peak-memory probe, rounds of timed calls
+    (ours, then each peer's) repeat ``repeats`` times, or fewer once ``budget_s`` seconds have
+    gone into them (one round at least), so that a peer taking half a minute per call does not
+    take the whole run. ``results_differ``: the two compute different things by design (random
     deformations, two networks), so no difference is reported.
     """
     device = torch.device(device)
     peer_device = device if peer_device is None else torch.device(peer_device)
-    ours_result, peer_result = ours(), peer()  # warm-up: lazy imports, allocator, autotuning
-    diff = None if results_differ else largest_difference(ours_result, peer_result)
-    del ours_result, peer_result
-    ours_mib, peer_mib = peak_memory_mib(ours, device), peak_memory_mib(peer, peer_device)
-    times: dict[str, list[float]] = {"ours": [], "peer": []}
+    sides = {"": (ours, device), **{name: (fn, peer_device) for name, fn in peers.items()}}
+    results = {key: fn() for key, (fn, _) in sides.items()}  # warm-up: imports, allocator, ...
+    diffs = {
+        name: None if results_differ else largest_difference(results[""], results[name])
+        for name in peers
+    }
+    del results
+    peaks = {key: peak_memory_mib(fn, dev) for key, (fn, dev) in sides.items()}
+    times: dict[str, list[float]] = {key: [] for key in sides}
     spent = 0.0
-    while len(times["ours"]) < max(repeats, 1) and (not times["ours"] or spent < budget_s):
-        for key, fn, dev in (("ours", ours, device), ("peer", peer, peer_device)):
+    while len(times[""]) < max(repeats, 1) and (not times[""] or spent < budget_s):
+        for key, (fn, dev) in sides.items():
             times[key].append(_timed(fn, dev))
             spent += times[key][-1]
-    return Row(
-        operation,
-        size,
-        peer_name,
-        statistics.median(times["ours"]),
-        statistics.median(times["peer"]),
-        ours_mib,
-        peer_mib,
-        diff,
-        target,
-        device.type,
-    )
+    return [
+        Row(
+            operation,
+            size,
+            name,
+            statistics.median(times[""]),
+            statistics.median(times[name]),
+            peaks[""],
+            peaks[name],
+            diffs[name],
+            target,
+            device.type,
+        )
+        for name in peers
+    ]
 
 
 def _timed(fn: Callable[[], Any], device: torch.device) -> float:

@@ -16,7 +16,12 @@ import warnings
 from collections.abc import Callable
 
 import torch
-from _timing import Row, compare, print_table  # benchmarks/_timing.py, next to this script
+from _timing import (
+    Row,
+    compare,
+    compare_peers,
+    print_table,
+)  # benchmarks/_timing.py, next to this script
 
 from course_lib.metrics import average_surface_distance, hausdorff_distance
 from course_lib.ops.distance_transform import distance_transform_edt
@@ -25,7 +30,6 @@ SPACING = (1.5, 1.0, 1.0)
 SIDES, QUICK_SIDES = (128, 256), (48, 64)
 EDT_SIDES, QUICK_EDT_SIDES = (128,), (48,)
 HD95_TARGET = 0.5
-PEERS = ("monai", "medpy")
 
 
 def ellipsoid_pair(shape: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -74,31 +78,28 @@ def surface_rows(
     of the two directed P95s, so medpy's HD95 differs by design (its row shows by how much).
     """
     warnings.filterwarnings("ignore", module="monai")
-    peers = {"monai": ("MONAI", monai_runs), "medpy": ("medpy", medpy_runs)}
+    peers = {"MONAI": ("monai", monai_runs), "medpy": ("medpy", medpy_runs)}
+    missing = [name for name, (module, _) in peers.items() if not importlib.util.find_spec(module)]
+    for name in missing:
+        print(f"{name} is not installed: its surface-distance rows are left out")
+        del peers[name]
     rows = []
     for side in QUICK_SIDES if quick else SIDES:
         pred, target = ellipsoid_pair((side, side, side))
         ours = course_lib_runs(pred.to(device), target.to(device))
-        for module, (peer_name, runs) in peers.items():
-            if not importlib.util.find_spec(module):
-                print(f"{peer_name} is not installed: its surface-distance rows are left out")
-                continue
-            theirs = runs(pred, target)
-            for metric in ("HD95", "ASSD"):
-                rows.append(
-                    compare(
-                        metric,
-                        f"{side}³",
-                        ours[metric],
-                        peer_name,
-                        theirs[metric],
-                        repeats=repeats,
-                        budget_s=budget_s,
-                        target=HD95_TARGET if metric == "HD95" else None,
-                        device=device,
-                        peer_device="cpu",
-                    )
-                )
+        theirs = {name: runs(pred, target) for name, (_, runs) in peers.items()}
+        for metric in ("HD95", "ASSD"):
+            rows += compare_peers(
+                metric,
+                f"{side}³",
+                ours[metric],
+                {name: runs[metric] for name, runs in theirs.items()},
+                repeats=repeats,
+                budget_s=budget_s,
+                target=HD95_TARGET if metric == "HD95" else None,
+                device=device,
+                peer_device="cpu",
+            )
     return rows
 
 

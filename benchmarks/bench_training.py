@@ -29,7 +29,7 @@ from course_lib.models.vnet import VNet
 
 TARGET = 1.0
 UNET_INPUT, QUICK_UNET_INPUT = (8, 1, 128, 128), (2, 1, 64, 64)
-VNET_INPUT, QUICK_VNET_INPUT = (2, 1, 64, 64, 64), (1, 1, 32, 32, 32)
+VNET_INPUT, QUICK_VNET_INPUT = (1, 1, 48, 48, 48), (1, 1, 32, 32, 32)
 
 
 def training_step(
