@@ -166,7 +166,17 @@ def _directed(
     far = d > BAND * min(steps)
     if not bool(far.any()) or not bool(target.any()):
         return d  # all within the band, or no target surface at all (inf)
-    d[far] = distance_transform_at(~target, source.nonzero()[far], steps)
+    points, sites = source.nonzero()[far], target.nonzero()
+    # Every far voxel has a site within `bound` of it (a sample of the sites gives that bound), so
+    # sites outside the far voxels' box grown by `bound` are nobody's nearest: crop them away.
+    scale = torch.tensor(steps, device=d.device, dtype=torch.float64)
+    sample = sites[:: max(1, len(sites) // 1024)]
+    bound = torch.cdist(points * scale, sample * scale).amin(1).max()
+    reach = (bound / scale).ceil().long() + 1
+    low = (points.amin(0) - reach).clamp(min=0)
+    high = torch.minimum(points.amax(0) + reach + 1, torch.tensor(target.shape, device=d.device))
+    box = tuple(slice(int(a), int(b)) for a, b in zip(low, high, strict=True))
+    d[far] = distance_transform_at(~target[box], points - low, steps)
     return d
 
 
