@@ -167,10 +167,10 @@ def compare_peers(
     """Time ``ours`` and each peer interleaved; one row per peer (see the module docstring).
 
     After one warm-up call each and one each under the peak-memory probe, rounds of timed calls
-    (ours, then each peer's) repeat ``repeats`` times, or fewer once ``budget_s`` seconds have
-    gone into them (one round at least), so that a peer taking half a minute per call does not
-    take the whole run. ``results_differ``: the two compute different things by design (random
-    deformations, two networks), so no difference is reported.
+    (ours and each peer's, the order reversed every round) repeat ``repeats`` times, or fewer
+    once ``budget_s`` seconds have gone into them (one round at least), so that a peer taking
+    half a minute per call does not take the whole run. ``results_differ``: the two compute
+    different things by design (random deformations, two networks), so no difference is reported.
     """
     device = torch.device(device)
     peer_device = device if peer_device is None else torch.device(peer_device)
@@ -184,10 +184,13 @@ def compare_peers(
     peaks = {key: peak_memory_mib(fn, dev) for key, (fn, dev) in sides.items()}
     times: dict[str, list[float]] = {key: [] for key in sides}
     spent = 0.0
+    order = list(sides)
     while len(times[""]) < max(repeats, 1) and (not times[""] or spent < budget_s):
-        for key, (fn, dev) in sides.items():
+        for key in order:
+            fn, dev = sides[key]
             times[key].append(_timed(fn, dev))
             spent += times[key][-1]
+        order.reverse()  # ours first, then last: neither side always follows the other
     return [
         Row(
             operation,
