@@ -228,7 +228,7 @@ def _mib(m: float | None) -> str:
 def table(rows: Sequence[Row]) -> str:
     """The rows as a Markdown table; ratio = ours / peer, the target is the ratio's upper bound."""
     lines = [
-        "| operation | size | device | peer | ours | peer time | ratio | target | "
+        "| operation | size | ours on | peer | ours | peer time | ratio | target | "
         "ours MiB | peer MiB | max diff |",
         "|---|---|---|---|---:|---:|---:|---|---:|---:|---:|",
     ]
