@@ -109,9 +109,9 @@ def target_to_one_hot(
     if c == 1:
         one_hot = target.unsqueeze(1).to(logits.dtype)
     else:
-        # Comparing with the class indices builds the one-hot map directly in the channel layout.
-        classes = torch.arange(c, device=target.device).view(1, c, *[1] * (logits.ndim - 2))
-        one_hot = (target.unsqueeze(1) == classes).to(logits.dtype)
+        # A 1 scattered into zeros at each voxel's class: one write of the map (a comparison with
+        # the class indices writes a boolean map first, then converts it)
+        one_hot = torch.zeros_like(logits).scatter_(1, target.unsqueeze(1).long(), 1.0)
     return one_hot, valid
 
 
