@@ -63,16 +63,6 @@ def per_class_sum(x: torch.Tensor, batch: bool) -> torch.Tensor:
     return summed.sum(dim=0) if batch else summed
 
 
-def per_class_dot(x: torch.Tensor, y: torch.Tensor, batch: bool) -> torch.Tensor:
-    """``per_class_sum(x * y, batch)`` as one dot product per (image, class) row, which does not
-    write the product ``x * y`` out (a pass over the volume fewer, forward and backward)."""
-    n, c = x.shape[:2]
-    # autocast would run this matrix product in half precision; the sums must stay in float32
-    with torch.autocast(x.device.type, enabled=False):
-        rows = torch.einsum("ncv,ncv->nc", x.reshape(n, c, -1), y.reshape(n, c, -1))
-    return rows.sum(dim=0) if batch else rows
-
-
 def _check_smoothing(smooth_nr: float, smooth_dr: float) -> None:
     check_range(smooth_nr, "smooth_nr", 0.0)
     check_range(smooth_dr, "smooth_dr", 0.0)
@@ -95,9 +85,9 @@ def _sums(
         include_background=include_background,
         ignore_index=ignore_index,
     )
-    intersection = per_class_dot(p, g, batch)
+    intersection = per_class_sum(p * g, batch)
     if squared:
-        return intersection, per_class_dot(p, p, batch), per_class_dot(g, g, batch)
+        return intersection, per_class_sum(p * p, batch), per_class_sum(g * g, batch)
     return intersection, per_class_sum(p, batch), per_class_sum(g, batch)
 
 
