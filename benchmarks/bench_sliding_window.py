@@ -1,23 +1,27 @@
 """Benchmark: course_lib's sliding_window_predict against MONAI's sliding_window_inference.
 
-Same model, same volume, same windows (a 160^3 volume with 64^3 patches and overlap 0.5 gives
-window starts 0, 32, 64, 96 per axis in both libraries), Gaussian blending. Prints a table with
-the median time of each, their ratio and the largest difference of the outputs. Goal: ratio <= 1.
+Same model, same volume, same windows (a 160³ volume with 64³ patches and overlap 0.5 gives
+window starts 0, 32, 64, 96 per axis in both libraries), Gaussian blending, two windows per model
+call. Prints the row of the comparison table (median time of each, their ratio, peak memory and
+the largest difference of the outputs). Goal: ratio <= 1. ``benchmarks/report.py`` prints this
+row with every other comparison.
 
-    python benchmarks/bench_sliding_window.py        # the issue's case, on runtime.device()
-    python benchmarks/bench_sliding_window.py --size 96 --patch 48 --repeats 3   # a quick look
+    python benchmarks/bench_sliding_window.py            # the issue's case, on runtime.device()
+    python benchmarks/bench_sliding_window.py --quick    # a 96³ volume with 48³ windows
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 
 import torch
-from _timing import time_call  # benchmarks/_timing.py, next to this script
+from _timing import Row, compare, print_table  # benchmarks/_timing.py, next to this script
 
 from course_lib import runtime
 from course_lib.inference.sliding_window import sliding_window_predict
+
+SIZE, PATCH, QUICK_SIZE, QUICK_PATCH = 160, 64, 96, 48
+TARGET = 1.0
 
 
 def _model(channels: int, classes: int) -> torch.nn.Module:
@@ -31,50 +35,61 @@ def _model(channels: int, classes: int) -> torch.nn.Module:
     )
 
 
+def sliding_window_row(
+    device: torch.device,
+    repeats: int,
+    quick: bool = False,
+    *,
+    overlap: float = 0.5,
+    batch_size: int = 2,
+    channels: int = 8,
+) -> Row:
+    from monai.inferers import sliding_window_inference  # the peer; installed with the dev extras
+
+    size, side = (QUICK_SIZE, QUICK_PATCH) if quick else (SIZE, PATCH)
+    runtime.seed_everything(0)
+    model = _model(channels, 2).to(device).eval()
+    volume = torch.randn(1, 1, size, size, size, device=device)
+    patch = (side,) * 3
+
+    def ours() -> torch.Tensor:
+        return sliding_window_predict(model, volume, patch, overlap=overlap, batch_size=batch_size)
+
+    def monai() -> object:
+        with torch.no_grad():
+            return sliding_window_inference(
+                volume, patch, batch_size, model, overlap=overlap, mode="gaussian"
+            )
+
+    return compare(
+        "sliding window, Gaussian",
+        f"{size}³, windows {side}³, overlap {overlap:g}",
+        ours,
+        "MONAI",
+        monai,
+        repeats=repeats,
+        target=TARGET,
+        device=device,
+    )
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=160, help="side of the cubic volume")
-    parser.add_argument("--patch", type=int, default=64, help="side of the cubic window")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a 96³ volume with 48³ windows")
     parser.add_argument("--overlap", type=float, default=0.5)
     parser.add_argument("--batch-size", type=int, default=2, help="windows per model call")
     parser.add_argument("--channels", type=int, default=8, help="width of the benchmark net")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-
-    from monai.inferers import sliding_window_inference  # the peer; installed with the dev extras
-
-    runtime.seed_everything(0)
-    device = runtime.device()
-    model = _model(args.channels, 2).to(device).eval()
-    volume = torch.randn(1, 1, args.size, args.size, args.size, device=device)
-    patch = (args.patch,) * 3
-
-    def ours() -> torch.Tensor:
-        return sliding_window_predict(
-            model, volume, patch, overlap=args.overlap, batch_size=args.batch_size
-        )
-
-    def monai() -> torch.Tensor:
-        with torch.no_grad():
-            return sliding_window_inference(
-                volume, patch, args.batch_size, model, overlap=args.overlap, mode="gaussian"
-            )
-
-    ours(), monai()  # warm-up: cuDNN autotuning, allocator
-    times: dict[str, list[float]] = {"ours": [], "monai": []}
-    for _ in range(args.repeats):  # interleaved, so that a busy machine slows both alike
-        t, y_ours = time_call(ours, device, repeats=1, warmup=0)
-        times["ours"].append(t)
-        t, y_monai = time_call(monai, device, repeats=1, warmup=0)
-        times["monai"].append(t)
-    t_ours, t_monai = statistics.median(times["ours"]), statistics.median(times["monai"])
-    diff = (y_ours - y_monai).abs().max().item()
-
-    print(f"device {device}, volume {args.size}^3, patch {args.patch}^3, overlap {args.overlap}")
-    print(f"{'implementation':<28}{'median s':>10}")
-    print(f"{'course_lib sliding_window':<28}{t_ours:>10.3f}")
-    print(f"{'monai sliding_window_inf.':<28}{t_monai:>10.3f}")
-    print(f"time ratio ours / monai: {t_ours / t_monai:.2f}   max |difference|: {diff:.2e}")
+    row = sliding_window_row(
+        runtime.device(),
+        args.repeats,
+        args.quick,
+        overlap=args.overlap,
+        batch_size=args.batch_size,
+        channels=args.channels,
+    )
+    print_table([row], "Sliding-window inference")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 from _timing import time_call  # benchmarks/_timing.py, next to this script
+from bench_training import training_step
 from torch import nn
 
 from course_lib.blocks.conv import DoubleConv
@@ -43,14 +44,7 @@ def _nets(width: int) -> dict[str, nn.Module]:
 
 def _step_time(net: nn.Module, x: torch.Tensor, repeats: int) -> float:
     """Median seconds of one training step (one warm-up step first)."""
-    opt = torch.optim.Adam(net.parameters())
-
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        net(x).float().square().mean().backward()
-        opt.step()
-
-    return time_call(step, x.device, repeats=repeats)[0]
+    return time_call(training_step(net, x), x.device, repeats=repeats)[0]
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ quotes these numbers. It is also the command that renders executed copies for re
     python benchmarks/run_notebooks.py --render build/rendered
 
 Each notebook runs in a fresh process with a fresh kernel, so peak memory is that notebook's own
-(the kernel's peak resident set size).
+(the kernel's peak resident set size, and on a GPU the most memory torch allocated there).
 """
 
 from __future__ import annotations
@@ -40,7 +40,12 @@ def run_one(path: Path, profile: str, threads: int, render_dir: Path | None) -> 
         }
         out = render_dir / path.name if render_dir else None
         run = run_notebook(path, Path(tmp), env, out=out)
-    print(f"  {path.name}: {run.wall_s:.1f} s ({run.cpu_s:.1f} CPU s)", file=sys.stderr, flush=True)
+    gpu = "" if run.peak_gpu_mib is None else f", peak GPU memory {run.peak_gpu_mib:.0f} MiB"
+    print(
+        f"  {path.name}: {run.wall_s:.1f} s ({run.cpu_s:.1f} CPU s{gpu}), exit {run.returncode}",
+        file=sys.stderr,
+        flush=True,
+    )
     return run
 
 
@@ -69,16 +74,24 @@ def main(argv: list[str] | None = None) -> int:
         f"\nprofile={args.profile}, {args.jobs} at a time with {args.threads} thread(s) each, "
         f"{os.cpu_count()} CPU cores\n"
     )
-    print(f"| {'notebook':<34} | wall time (s) | CPU time (s) | peak memory (MiB) | status |")
-    print(f"|{'-' * 36}|--------------:|-------------:|------------------:|--------|")
+    gpu = any(r.peak_gpu_mib is not None for r in runs)
+    gpu_head, gpu_rule = (
+        (" peak GPU memory (MiB) |", "---------------------:|") if gpu else ("", "")
+    )
+    head = f"| {'notebook':<34} | wall time (s) | CPU time (s) | peak memory (MiB) |"
+    print(f"{head}{gpu_head} status |")
+    print(f"|{'-' * 36}|--------------:|-------------:|------------------:|{gpu_rule}--------|")
     for path, run in zip(notebooks, runs, strict=True):
         status = "ok" if run.returncode == 0 else f"FAILED ({run.returncode})"
+        peak_gpu = "-" if run.peak_gpu_mib is None else f"{run.peak_gpu_mib:.0f}"
+        gpu_cell = f" {peak_gpu:>21} |" if gpu else ""
         print(
             f"| {path.name:<34} | {run.wall_s:>13.1f} | {run.cpu_s:>12.1f} | {run.peak_mib:>17.0f} "
-            f"| {status} |"
+            f"|{gpu_cell} {status} |"
         )
     wall, cpu = sum(r.wall_s for r in runs), sum(r.cpu_s for r in runs)
-    print(f"| {'total':<34} | {wall:>13.1f} | {cpu:>12.1f} | {'':>17} |        |")
+    gpu_cell = f" {'':>21} |" if gpu else ""
+    print(f"| {'total':<34} | {wall:>13.1f} | {cpu:>12.1f} | {'':>17} |{gpu_cell}        |")
     return 1 if any(r.returncode for r in runs) else 0
 
 

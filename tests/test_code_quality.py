@@ -56,6 +56,17 @@ def test_each_check_fails_on_its_broken_fixture(command, fixture):
     assert result.returncode != 0, f"{' '.join(command)} should reject {fixture}"
 
 
+@pytest.mark.parametrize("script", ["course.sh", "benchmarks/gpu_check.sh"])
+def test_shell_script_parses(script):
+    # benchmarks/gpu_check.sh runs only where a GPU is lent, rarely: a syntax error must show here
+    result = _run("bash", "-n", script)
+    assert result.returncode == 0, result.stderr
+
+
+def test_bash_syntax_check_fails_on_its_broken_fixture():
+    assert _run("bash", "-n", str(FIXTURES / "bad_syntax.sh")).returncode != 0
+
+
 def test_notebooks_require_a_released_version():
     released = re.findall(r"^## \[?(\d+\.\d+\.\d+)", (ROOT / "CHANGELOG.md").read_text(), re.M)
     assert __version__ in released, f"CHANGELOG.md has no entry for {__version__}"

@@ -237,9 +237,10 @@ def test_any_binary_dtype_gives_the_bool_result(dtype):
     assert torch.equal(ours, expected)
 
 
-@pytest.mark.parametrize("band, pairs", [(1, 10**9), (1, 0), (2, 0), (40, 0)])
-def test_band_brute_force_and_full_transform_routes_agree(monkeypatch, band, pairs):
-    """Far surface voxels take the brute-force or the full-transform route: same numbers."""
+@pytest.mark.parametrize("band", [1, 2, 40])
+def test_band_and_far_voxel_routes_agree(monkeypatch, band):
+    """Surface voxels beyond the band take the transform evaluated at them alone: same numbers
+    whatever the band (1 and 2 send most voxels that way, 40 none)."""
     pred, target = _random_pair((2, 14, 15, 13), 8, 0.05)
     pred[0, 1:4, 1:4, 1:4] = target[1, 9:12, 9:12, 8:11] = True  # blobs far from the rest
     spacing = (1.5, 0.7, 1.1)
@@ -249,7 +250,6 @@ def test_band_brute_force_and_full_transform_routes_agree(monkeypatch, band, pai
         average_surface_distance(pred, target, spacing=spacing),
     ]
     monkeypatch.setattr(surface, "BAND", band)
-    monkeypatch.setattr(surface, "PAIRS_PER_VOXEL", pairs)
     got = [
         hausdorff_distance(pred, target, spacing=spacing),
         hausdorff_distance(pred, target, spacing=spacing, percentile=95),

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from scipy import ndimage
 
 from course_lib.metrics import distance_transform_edt
-from course_lib.ops.distance_transform import _lower_envelope
+from course_lib.ops.distance_transform import _lower_envelope, distance_transform_at
 
 
 def _scipy(mask: torch.Tensor, spacing=None) -> np.ndarray:
@@ -63,6 +63,20 @@ def test_lower_envelope_equals_brute_force_with_ties_and_gaps(n, seed, step):
     x = torch.arange(n).double() * step
     brute = (f[None] + (x[:, None, None] - x[None, :, None]) ** 2).amin(1)
     torch.testing.assert_close(_lower_envelope(f, step), brute, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "shape, spacing", [((17,), (0.5,)), ((9, 14), (1.5, 0.7)), ((7, 11, 10), (2.0, 0.6, 1.1))]
+)
+@pytest.mark.parametrize("density", [0.02, 0.5])
+def test_at_points_equals_the_full_transform_there(shape, spacing, density):
+    gen = torch.Generator().manual_seed(len(shape))
+    mask = torch.rand(shape, generator=gen) > density
+    points = torch.stack([torch.randint(0, n, (40,), generator=gen) for n in shape], dim=1)
+    full = distance_transform_edt(mask, spacing)
+    got = distance_transform_at(mask, points, spacing)
+    torch.testing.assert_close(got, full[tuple(points.T)], rtol=1e-6, atol=1e-6)
+    assert distance_transform_at(torch.ones(shape), points, spacing).isinf().all()
 
 
 def test_single_zero_gives_euclidean_distance_to_it():

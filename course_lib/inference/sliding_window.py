@@ -234,7 +234,8 @@ def sliding_window_predict(
                 )
                 out_dtype = torch.promote_types(pred_dtype, torch.float32)
             for (n, sl), window_pred in zip(chunk, pred, strict=True):
-                out[n][(slice(None), *sl)] += window_pred * weight
+                # in place, in float64: no temporary window of weighted predictions
+                out[n][(slice(None), *sl)].addcmul_(window_pred, weight)
                 if n == 0:  # the same windows cover every item: count their weights once
                     weight_sum[sl] += weight
     assert out is not None  # at least one window exists
@@ -245,26 +246,39 @@ def sliding_window_predict(
 def _mirrored_prediction(
     model: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor, flips: list[list[int]]
 ) -> tuple[torch.Tensor, torch.dtype]:
-    """Model output averaged over the flips (undone), in float64, and the model's output dtype."""
+    """Model output averaged over the flips (undone), and the model's output dtype.
+
+    Without mirroring, the output as the model gave it (the float64 accumulation converts it);
+    with mirroring, the average in float64.
+    """
+    if flips == [[]]:
+        pred = model(batch)
+        _check_prediction(pred, batch)
+        return pred, pred.dtype
     total: torch.Tensor | None = None
     for dims in flips:
         pred = model(batch.flip(dims) if dims else batch)
-        if not isinstance(pred, torch.Tensor) or pred.ndim != batch.ndim:
-            raise ValueError(
-                f"model must return a tensor (B, K, *patch); for input {tuple(batch.shape)} it "
-                f"returned {getattr(pred, 'shape', type(pred).__name__)}"
-            )
-        if pred.shape[0] != batch.shape[0] or pred.shape[2:] != batch.shape[2:]:
-            raise ValueError(
-                f"model output {tuple(pred.shape)} must keep the batch and spatial shape of its "
-                f"input {tuple(batch.shape)}; for valid-padding nets use overlap-tile inference"
-            )
+        _check_prediction(pred, batch)
         pred = pred.flip(dims) if dims else pred
         # float64 sums of float32 values are exact, and len(flips) is a power of two: identical
         # passes average to themselves exactly
         total = pred.double() if total is None else total + pred
     assert total is not None
     return total / len(flips), pred.dtype
+
+
+def _check_prediction(pred: object, batch: torch.Tensor) -> None:
+    """Raise ``ValueError`` unless the model's output is ``(B, K, *patch)`` for ``batch``."""
+    if not isinstance(pred, torch.Tensor) or pred.ndim != batch.ndim:
+        raise ValueError(
+            f"model must return a tensor (B, K, *patch); for input {tuple(batch.shape)} it "
+            f"returned {getattr(pred, 'shape', type(pred).__name__)}"
+        )
+    if pred.shape[0] != batch.shape[0] or pred.shape[2:] != batch.shape[2:]:
+        raise ValueError(
+            f"model output {tuple(pred.shape)} must keep the batch and spatial shape of its "
+            f"input {tuple(batch.shape)}; for valid-padding nets use overlap-tile inference"
+        )
 
 
 def _pad_to_patch(

@@ -105,6 +105,30 @@ def target_to_one_hot(
             raise ValueError("a one-hot / soft target must hold values in [0, 1]")
         return target.to(logits.dtype), None
 
+    target, valid = label_map(logits, target, ignore_index)
+    if c == 1:
+        one_hot = target.unsqueeze(1).to(logits.dtype)
+    else:
+        # A 1 scattered into zeros at each voxel's class: one write of the map (a comparison with
+        # the class indices writes a boolean map first, then converts it)
+        one_hot = torch.zeros_like(logits).scatter_(1, target.unsqueeze(1).long(), 1.0)
+    return one_hot, valid
+
+
+def label_map(
+    logits: torch.Tensor, target: torch.Tensor, ignore_index: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Check an integer label map against ``logits``: ``(N, *spatial)`` labels and valid mask.
+
+    ``target`` is ``(N, *spatial)`` or ``(N, 1, *spatial)``, integer or boolean, on the logits'
+    device. Returns the labels as they were (booleans as
+    ``long``), with ``ignore_index`` voxels set to 0, and the ``(N, 1, *spatial)`` mask of the
+    voxels that count, or ``None`` when every voxel counts. Labels outside ``[0, C)`` (``{0, 1}``
+    when ``C == 1``) raise ``ValueError``.
+    """
+    c = logits.shape[1]
+    if target.device != logits.device:
+        raise ValueError(f"target is on {target.device} but logits are on {logits.device}")
     if target.dtype == torch.bool:
         target = target.long()
     target = spatial_map(target, logits, "an integer label map (target)")
@@ -121,13 +145,7 @@ def target_to_one_hot(
             + (f" or equal ignore_index={ignore_index}" if ignore_index is not None else "")
             + f"; found {torch.unique(target[outside])[:5].tolist()}"
         )
-    if c == 1:
-        one_hot = target.unsqueeze(1).to(logits.dtype)
-    else:
-        # Comparing with the class indices builds the one-hot map directly in the channel layout.
-        classes = torch.arange(c, device=target.device).view(1, c, *[1] * (logits.ndim - 2))
-        one_hot = (target.unsqueeze(1) == classes).to(logits.dtype)
-    return one_hot, None if valid is None else valid.unsqueeze(1)
+    return target, None if valid is None else valid.unsqueeze(1)
 
 
 def resolve_activation(activation: str | None, logits: torch.Tensor) -> str:

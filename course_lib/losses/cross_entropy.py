@@ -25,6 +25,7 @@ from course_lib.losses._validate import (
     check_logits,
     check_pixel_weight,
     class_vector,
+    label_map,
     safe_divide,
     target_to_one_hot,
     upcast,
@@ -90,14 +91,29 @@ def cross_entropy(
             f"cross_entropy needs C >= 2 channels, got {logits.shape[1]}; use "
             "binary_cross_entropy for a one-channel (sigmoid) net"
         )
-    one_hot, valid = target_to_one_hot(logits, target, ignore_index)
-    spatial_ones = [1] * (logits.ndim - 2)
-    weighted = one_hot
-    if weight is not None:
-        weighted = one_hot * class_vector(weight, "weight", logits).view(1, -1, *spatial_ones)
-    pixel_loss = -(weighted * logits.log_softmax(dim=1)).sum(dim=1, keepdim=True)
-    # What each pixel adds to the normaliser: its class weight, or 1 (a pixel count).
-    norm = weighted.sum(dim=1, keepdim=True) if weight is not None else torch.ones_like(pixel_loss)
+    class_weight = None if weight is None else class_vector(weight, "weight", logits)
+    if isinstance(target, torch.Tensor) and not target.is_floating_point():
+        labels, valid = label_map(logits, target, ignore_index)
+        labels = labels.long()
+        if reduction == "mean" and class_weight is None and valid is None and pixel_weight is None:
+            return F.cross_entropy(logits, labels)  # the plain mean: PyTorch's fused kernel
+        # -w_y log p_y straight from the labels: the value of the one-hot sum below, without
+        # building the one-hot map (fewer passes over the volume, forward and backward)
+        pixel_loss = F.cross_entropy(logits, labels, weight=class_weight, reduction="none")
+        pixel_loss = pixel_loss.unsqueeze(1)
+        # What each pixel adds to the normaliser: its class weight, or 1 (a pixel count).
+        norm = (
+            torch.ones_like(pixel_loss) if class_weight is None else class_weight[labels][:, None]
+        )
+    else:
+        one_hot, valid = target_to_one_hot(logits, target, ignore_index)
+        weighted = one_hot
+        if class_weight is not None:
+            weighted = one_hot * class_weight.view(1, -1, *[1] * (logits.ndim - 2))
+        pixel_loss = -(weighted * logits.log_softmax(dim=1)).sum(dim=1, keepdim=True)
+        norm = (
+            weighted.sum(dim=1, keepdim=True) if weight is not None else torch.ones_like(pixel_loss)
+        )
     if pixel_weight is not None:
         pixel_loss = pixel_loss * check_pixel_weight(pixel_weight, logits)
     if valid is not None:

@@ -6,8 +6,8 @@ background, as in medpy and MONAI). For each surface voxel of one mask, the dist
 nearest surface voxel of the other comes from one exact distance transform of the other's
 non-surface voxels, so everything runs on the masks' device. As a shortcut, distances up to
 ``BAND`` voxels come from a distance transform limited to a band around each surface (a few
-shifted minima per axis); the few surface voxels farther away are measured against every surface
-voxel of the other mask, or, when those would be too many pairs, by the full distance transform.
+shifted minima per axis); the few surface voxels farther away get the exact transform evaluated at
+them alone (:func:`~course_lib.ops.distance_transform.distance_transform_at`).
 
 Empty masks follow the package's policy (:mod:`course_lib.metrics`): both empty is undefined and
 gives ``empty_value`` (NaN by default; chapter 04 passes 0, "nothing is misplaced"); exactly one
@@ -26,13 +26,10 @@ import torch.nn.functional as F
 
 from course_lib.metrics._checks import binary_pair
 from course_lib.ops.checks import Spacing, resolve_spacing, resolve_spatial_dims
-from course_lib.ops.distance_transform import distance_transform_edt
+from course_lib.ops.distance_transform import distance_transform_at
 
 BAND = 8
 """Voxels per axis of the banded distance transform; farther surface voxels take the exact route."""
-PAIRS_PER_VOXEL = 64
-"""Brute force for the far voxels while it needs at most this many point pairs per image voxel
-(about the work of a full distance transform); beyond that, the full transform."""
 
 
 def mask_surface(mask: torch.Tensor, *, spatial_dims: int | None = None) -> torch.Tensor:
@@ -169,18 +166,17 @@ def _directed(
     far = d > BAND * min(steps)
     if not bool(far.any()) or not bool(target.any()):
         return d  # all within the band, or no target surface at all (inf)
-    scale = torch.tensor(steps, device=d.device)
-    points, others = source.nonzero()[far] * scale, target.nonzero() * scale
-    if len(points) * len(others) <= PAIRS_PER_VOXEL * source.numel():
-        chunks = points.split(max(1, 2**22 // len(others)))  # bounded memory per chunk
-        d[far] = torch.cat(
-            [
-                torch.cdist(c, others, compute_mode="donot_use_mm_for_euclid_dist").amin(1)
-                for c in chunks
-            ]
-        )
-    else:
-        d[far] = distance_transform_edt(~target, steps)[source][far]
+    points, sites = source.nonzero()[far], target.nonzero()
+    # Every far voxel has a site within `bound` of it (a sample of the sites gives that bound), so
+    # sites outside the far voxels' box grown by `bound` are nobody's nearest: crop them away.
+    scale = torch.tensor(steps, device=d.device, dtype=torch.float64)
+    sample = sites[:: max(1, len(sites) // 1024)]
+    bound = torch.cdist(points * scale, sample * scale).amin(1).max()
+    reach = (bound / scale).ceil().long() + 1
+    low = (points.amin(0) - reach).clamp(min=0)
+    high = torch.minimum(points.amax(0) + reach + 1, torch.tensor(target.shape, device=d.device))
+    box = tuple(slice(int(a), int(b)) for a, b in zip(low, high, strict=True))
+    d[far] = distance_transform_at(~target[box], points - low, steps)
     return d
 
 

@@ -8,7 +8,8 @@ module                      what
 ==========================  ====================================================================
 ``checks``                  :func:`check_int`, :func:`check_choice`, spatial axes, voxel spacing
 ``shapes``                  :func:`center_crop`
-``distance_transform``      :func:`distance_transform_edt`, the exact Euclidean distance transform
+``distance_transform``      :func:`distance_transform_edt`, the exact Euclidean distance transform,
+                            and :func:`distance_transform_at` (the same at a few points)
 ``components``              :func:`connected_components` of binary masks
 ==========================  ====================================================================
 """
@@ -23,7 +24,7 @@ from course_lib.ops.checks import (
     resolve_spatial_dims,
 )
 from course_lib.ops.components import connected_components
-from course_lib.ops.distance_transform import distance_transform_edt
+from course_lib.ops.distance_transform import distance_transform_at, distance_transform_edt
 from course_lib.ops.shapes import center_crop
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "check_int",
     "check_spatial_dims",
     "connected_components",
+    "distance_transform_at",
     "distance_transform_edt",
     "kernel_tuple",
     "resolve_spacing",
