@@ -237,27 +237,45 @@ def test_any_binary_dtype_gives_the_bool_result(dtype):
     assert torch.equal(ours, expected)
 
 
+def _surfaces(pred, target, spatial_dims):
+    """The ``(2, items, *spatial)`` surfaces that both routes of ``surface_distances`` take."""
+    spatial = pred.shape[pred.ndim - spatial_dims :]
+    both = torch.stack([pred, target]).reshape(2, -1, *spatial)
+    return mask_surface(both, spatial_dims=spatial_dims)
+
+
 @pytest.mark.parametrize("band", [1, 2, 40])
-def test_band_and_far_voxel_routes_agree(monkeypatch, band):
-    """Surface voxels beyond the band take the transform evaluated at them alone: same numbers
-    whatever the band (1 and 2 send most voxels that way, 40 none)."""
-    pred, target = _random_pair((2, 14, 15, 13), 8, 0.05)
+def test_tree_and_transform_routes_give_the_same_distances(monkeypatch, band):
+    """The CPU's k-d tree and the GPU's transform (banded, then exact beyond the band) agree on
+    every distance, whatever the band: 1 and 2 send most voxels the far route, 40 none."""
+    pred, target = _random_pair((3, 14, 15, 13), 8, 0.05)
     pred[0, 1:4, 1:4, 1:4] = target[1, 9:12, 9:12, 8:11] = True  # blobs far from the rest
-    spacing = (1.5, 0.7, 1.1)
-    expected = [
-        hausdorff_distance(pred, target, spacing=spacing),
-        hausdorff_distance(pred, target, spacing=spacing, percentile=95),
-        average_surface_distance(pred, target, spacing=spacing),
-    ]
+    pred[2] = False  # an item with one empty mask: its other direction is all inf
+    steps = (1.5, 0.7, 1.1)
+    surfaces = _surfaces(pred, target, 3)
+    by_tree = surface._nearest_by_tree(surfaces, steps)
     monkeypatch.setattr(surface, "BAND", band)
-    got = [
-        hausdorff_distance(pred, target, spacing=spacing),
-        hausdorff_distance(pred, target, spacing=spacing, percentile=95),
-        average_surface_distance(pred, target, spacing=spacing),
-    ]
-    for ours, reference in zip(got, expected, strict=True):
-        torch.testing.assert_close(ours, reference, rtol=1e-6, atol=1e-5)
+    by_transform = surface._nearest_by_transform(surfaces, steps)
+    for tree_pair, transform_pair in zip(by_tree, by_transform, strict=True):
+        for from_tree, from_transform in zip(tree_pair, transform_pair, strict=True):
+            assert from_tree.dtype == from_transform.dtype == torch.float32
+            torch.testing.assert_close(from_tree, from_transform, rtol=1e-6, atol=1e-5)
+    assert len(by_tree[2][0]) == 0 and torch.isinf(by_tree[2][1]).all()
+    # the far blob: beyond bands of 1 and 2 voxels (at most 2 * 0.7 here), inside one of 40
+    assert by_tree[0][0].max() > 3
+
+
+def test_tree_and_transform_routes_agree_in_2d_with_medpy():
+    pred, target = _random_pair((4, 40, 37), 9, 0.02)
+    spacing = (0.6, 1.3)
+    surfaces = _surfaces(pred, target, 2)
+    by_tree = surface._nearest_by_tree(surfaces, spacing)
+    by_transform = surface._nearest_by_transform(surfaces, spacing)
+    for tree_pair, transform_pair in zip(by_tree, by_transform, strict=True):
+        torch.testing.assert_close(tree_pair, transform_pair, rtol=1e-6, atol=1e-5)
     binary = pytest.importorskip("medpy.metric.binary")
     a, b = pred[0].numpy(), target[0].numpy()
-    assert got[0][0].item() == pytest.approx(binary.hd(a, b, spacing), rel=1e-5)
-    assert got[2][0].item() == pytest.approx(binary.assd(a, b, spacing), rel=1e-5)
+    hd = hausdorff_distance(pred[0], target[0], spacing=spacing)
+    assert hd.item() == pytest.approx(binary.hd(a, b, spacing), rel=1e-5)
+    assd = average_surface_distance(pred[0], target[0], spacing=spacing)
+    assert assd.item() == pytest.approx(binary.assd(a, b, spacing), rel=1e-5)

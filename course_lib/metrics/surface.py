@@ -2,12 +2,20 @@
 
 All of them compare the *surfaces* of two masks: the voxels of a mask that have a face neighbour
 outside it (the mask minus its erosion with face connectivity; the image border counts as
-background, as in medpy and MONAI). For each surface voxel of one mask, the distance to the
-nearest surface voxel of the other comes from one exact distance transform of the other's
-non-surface voxels, so everything runs on the masks' device. As a shortcut, distances up to
-``BAND`` voxels come from a distance transform limited to a band around each surface (a few
-shifted minima per axis); the few surface voxels farther away get the exact transform evaluated at
-them alone (:func:`~course_lib.ops.distance_transform.distance_transform_at`).
+background, as in medpy and MONAI). Each surface voxel of one mask needs its distance to the
+nearest surface voxel of the other, found exactly in one of two ways, by the masks' device:
+
+* **on a GPU** (any device but the CPU), the distance transform of the other surface, so
+  everything stays on the device. As a shortcut, distances up to ``BAND`` voxels come from a
+  distance transform limited to a band around each surface (a few shifted minima per axis); the
+  few surface voxels farther away get the exact transform evaluated at them alone
+  (:func:`~course_lib.ops.distance_transform.distance_transform_at`);
+* **on the CPU**, a k-d tree of the other surface's voxels (SciPy's ``cKDTree``; Bentley,
+  "Multidimensional binary search trees used for associative searching", CACM 18(9), 1975).
+  Its cost grows with the number of surface voxels, ``O(n log n)``, where a transform's grows
+  with the volume, and a compiled tree beats tensor passes on a CPU (several times, at 256³).
+
+Both give the same distances (the tests compare them).
 
 Empty masks follow the package's policy (:mod:`course_lib.metrics`): both empty is undefined and
 gives ``empty_value`` (NaN by default; chapter 04 passes 0, "nothing is misplaced"); exactly one
@@ -21,8 +29,10 @@ import math
 from types import EllipsisType
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.spatial import cKDTree
 
 from course_lib.metrics._checks import binary_pair
 from course_lib.ops.checks import Spacing, resolve_spacing, resolve_spatial_dims
@@ -64,16 +74,20 @@ def mask_surface(mask: torch.Tensor, *, spatial_dims: int | None = None) -> torc
     return inside & ~eroded
 
 
-def _bounding_box(union: torch.Tensor) -> tuple[slice, ...]:
-    """The smallest box holding every True voxel of ``union`` (which has some), as slices.
+def _bounding_box(union: torch.Tensor) -> tuple[slice, ...] | None:
+    """The smallest box holding every True voxel of ``union`` as slices; None if there is none.
 
     Cropping both masks to the box of their union is exact for surface distances: no surface
     voxel is cut, and outside the box both masks are background, which is what the erosion
     assumes beyond the border.
     """
+    flags = union.view(torch.uint8)  # the same bytes: a max over them runs ~10x faster than any()
     box = []
     for axis in range(union.ndim):
-        hit = union.any(dim=[a for a in range(union.ndim) if a != axis]).nonzero()
+        others = [a for a in range(union.ndim) if a != axis]
+        hit = (flags.amax(dim=others) if others else flags).nonzero()
+        if len(hit) == 0:
+            return None
         box.append(slice(int(hit[0]), int(hit[-1]) + 1))
     return tuple(box)
 
@@ -119,14 +133,50 @@ def surface_distances(
     spatial_dims = resolve_spatial_dims(pred.ndim, spacing, spatial_dims)
     spatial = pred.shape[pred.ndim - spatial_dims :]
     union = (pred | target).reshape(-1, *spatial).any(0)
-    if not bool(union.any()):
+    window = _bounding_box(union)
+    if window is None:
         empty = torch.empty(0, device=pred.device)
         return [(empty, empty)] * (pred.numel() // union.numel())
-    window = _bounding_box(union)
     box: tuple[EllipsisType | slice, ...] = (..., *window)  # the same box for every item
     both = torch.stack([pred[box], target[box]]).reshape(2, -1, *union[window].shape)
     surfaces = mask_surface(both, spatial_dims=spatial_dims)
     steps = resolve_spacing(spacing, spatial_dims)
+    nearest = _nearest_by_tree if surfaces.device.type == "cpu" else _nearest_by_transform
+    return nearest(surfaces, steps)
+
+
+def _nearest_by_tree(
+    surfaces: torch.Tensor, steps: tuple[float, ...]
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The distance pairs of :func:`surface_distances` from k-d trees (CPU tensors).
+
+    ``surfaces`` is ``(2, items, *spatial)``: the two masks' surfaces. Each surface's voxel
+    coordinates, scaled to ``steps``, become the points of a tree; the other surface's voxels
+    query it for their nearest point, with as many workers as torch has threads.
+    """
+    scale = np.asarray(steps)
+    pairs = []
+    for item in range(surfaces.shape[1]):
+        a, b = (surfaces[k, item].nonzero().numpy() * scale for k in (0, 1))
+        pairs.append((_tree_distances(a, b), _tree_distances(b, a)))
+    return pairs
+
+
+def _tree_distances(points: np.ndarray, sites: np.ndarray) -> torch.Tensor:
+    """Distance from each of ``points`` to the nearest of ``sites`` (inf when there is none)."""
+    if len(points) == 0 or len(sites) == 0:
+        return torch.full((len(points),), torch.inf)
+    # unbalanced, uncompacted nodes: built faster, queried as fast (SciPy's documented trade-off)
+    tree = cKDTree(sites, balanced_tree=False, compact_nodes=False)
+    distances, _ = tree.query(points, workers=torch.get_num_threads())
+    return torch.from_numpy(distances).to(torch.float32)  # float32, as on a GPU
+
+
+def _nearest_by_transform(
+    surfaces: torch.Tensor, steps: tuple[float, ...]
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The distance pairs of :func:`surface_distances` from distance transforms, on any device:
+    the banded transform, then the exact one at the surface voxels beyond the band."""
     near = _banded_squared_distance(surfaces, steps).sqrt()  # exact up to BAND·min(steps)
     return [
         (
