@@ -1,6 +1,6 @@
 """Every peer comparison in one run, printed as one table (the README's Performance section).
 
-    python benchmarks/report.py                  # the issue's sizes, 2 threads (about 10 min)
+    python benchmarks/report.py                  # the issue's sizes, 2 threads (about 5 min)
     python benchmarks/report.py --quick          # small sizes, to try it (about a minute)
     python benchmarks/report.py --only losses surface --threads 1
     python benchmarks/report.py --gpu-rows       # on a GPU: HD95 at 256³ and the training steps
