@@ -279,3 +279,14 @@ def test_tree_and_transform_routes_agree_in_2d_with_medpy():
     assert hd.item() == pytest.approx(binary.hd(a, b, spacing), rel=1e-5)
     assd = average_surface_distance(pred[0], target[0], spacing=spacing)
     assert assd.item() == pytest.approx(binary.assd(a, b, spacing), rel=1e-5)
+
+
+def test_cpu_masks_take_the_tree_route(monkeypatch):
+    """On the CPU the banded transform is not used (the tree is several times faster there)."""
+
+    def not_on_the_cpu(*args):
+        raise AssertionError("the transform route ran on CPU masks")
+
+    monkeypatch.setattr(surface, "_nearest_by_transform", not_on_the_cpu)
+    pred, target = _random_pair((2, 9, 10), 3)
+    assert hausdorff_distance(pred, target, spatial_dims=2).shape == (2,)
